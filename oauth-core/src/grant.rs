@@ -6,7 +6,7 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::crypto::{self, CredentialKind, GrantId, SymKey};
-use crate::error::{OAuthError, Reason, reasons};
+use crate::error::{OAuthError, reasons};
 use crate::flow::{Input, as_entry, as_listed, replies};
 use crate::records::{self, AccessRecord, GrantRecord, RefreshSlot};
 use crate::rng::Entropy;
@@ -15,7 +15,7 @@ use crate::storage::{Condition, StorageOp, StorageRequest};
 use crate::time::UnixTime;
 
 /// Bytes of entropy a token-minting flow draws: grant key, secrets, nonces.
-pub(crate) const MINT_ENTROPY: usize = 256;
+pub(crate) const MINT_ENTROPY: usize = 384;
 
 const AAD_PROPS: &str = "props";
 const AAD_CODE: &str = "code-key";
@@ -104,17 +104,18 @@ pub(crate) fn mint_refresh(
     Ok((token, slot))
 }
 
-/// What an access token carries besides its scope.
+/// Everything an access token is minted from.
 pub(crate) struct AccessGrant<'a> {
-    pub(crate) grant: &'a GrantRecord,
     pub(crate) grant_id: GrantId,
+    pub(crate) user_id: &'a str,
+    /// The client the token is issued to.
+    pub(crate) client_id: &'a str,
+    pub(crate) audience: &'a str,
     pub(crate) scope: Vec<String>,
     pub(crate) props: &'a Value,
     pub(crate) token_props: Option<&'a Value>,
-    pub(crate) ttl: u64,
-    /// The client the token is issued to (differs from the grant's only for
-    /// token exchange).
-    pub(crate) client_id: &'a str,
+    /// Absolute expiry.
+    pub(crate) expires_at: UnixTime,
 }
 
 /// Mint an access token: the token and the `Put` that stores its record.
@@ -122,24 +123,23 @@ pub(crate) fn mint_access(
     a: &AccessGrant<'_>,
     now: UnixTime,
     entropy: &mut Entropy,
-) -> Result<(String, StorageOp, UnixTime), OAuthError> {
+) -> Result<(String, StorageOp), OAuthError> {
     let secret = entropy.take::<{ crypto::SECRET_LEN }>().ok_or_else(entropy_err)?;
     let nonce = entropy.take::<{ crypto::NONCE_LEN }>().ok_or_else(entropy_err)?;
     let token = crypto::mint(CredentialKind::AccessToken, a.grant_id, &secret);
     let id = crypto::credential_id(&token);
+    let gid = a.grant_id.to_hex();
     let plain =
         serde_json::to_vec(&json!({ "props": a.props, "token_props": a.token_props })).map_err(|_| crypto_err())?;
-    let sealed = crypto::seal(&crypto::kek(&token), &nonce, &aad(&a.grant.grant_id, AAD_ACCESS), &plain)
-        .ok_or_else(crypto_err)?;
-    let expires_at = now.plus(a.ttl);
+    let sealed = crypto::seal(&crypto::kek(&token), &nonce, &aad(&gid, AAD_ACCESS), &plain).ok_or_else(crypto_err)?;
     let record = AccessRecord {
-        grant_id: a.grant.grant_id.clone(),
-        user_id: a.grant.user_id.clone(),
+        grant_id: gid,
+        user_id: a.user_id.to_owned(),
         client_id: a.client_id.to_owned(),
         scope: a.scope.clone(),
-        audience: a.grant.resource.clone(),
+        audience: a.audience.to_owned(),
         issued_at: now,
-        expires_at,
+        expires_at: a.expires_at,
         props: sealed,
     };
     let value = records::encode(&record).ok_or_else(crypto_err)?;
@@ -147,10 +147,10 @@ pub(crate) fn mint_access(
         key: records::token_key(a.grant_id, &id),
         value,
         revision: 1,
-        expires_at: Some(expires_at),
+        expires_at: Some(a.expires_at),
         condition: Condition::IfAbsent,
     };
-    Ok((token, op, expires_at))
+    Ok((token, op))
 }
 
 /// Decrypt an access record's props with the token itself:
@@ -318,10 +318,4 @@ fn replies_any(input: Input) -> Result<Vec<crate::storage::Reply>, OAuthError> {
 
 fn proto() -> OAuthError {
     OAuthError::server_error(reasons::DRIVER_PROTOCOL)
-}
-
-/// Reason slugs for grant problems shared across endpoints.
-pub(crate) mod grant_reasons {
-    use super::Reason;
-    pub(crate) const GRANT_NOT_FOUND: Reason = Reason::new("grant_not_found");
 }

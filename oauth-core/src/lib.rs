@@ -85,6 +85,7 @@ pub mod testing;
 pub use config::{
     Config, ConfigError, ErrorObserver, Hooks, MIN_TTL_SECS, ProtectedResource, ProviderBuilder, RefreshPolicy,
 };
+pub use endpoint::authorize::{Approval, AuthorizationError, AuthorizationRequest, CompletedAuthorization};
 pub use error::{ErrorCode, ErrorEvent, OAuthError, Reason};
 pub use flow::{BlockingStore, Driver, Flow, FlowOutput, FlowStats, Input, Step, drive, drive_blocking};
 pub use hooks::{HookCall, HookError, HookReply, IssuanceContext, IssuanceDecision, IssuanceKind, RegistrationContext};

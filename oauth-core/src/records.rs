@@ -162,6 +162,13 @@ pub(crate) struct GrantRecord {
     /// Sliding expiry: the refresh token dies if unused this long.
     #[serde(default)]
     pub(crate) refresh_idle_ttl: Option<u64>,
+    /// The absolute end of the refresh-token chain, if bounded.
+    #[serde(default)]
+    pub(crate) refresh_expires_at: Option<UnixTime>,
+    /// Ids (hex) of refresh tokens rotated away before `previous_refresh`,
+    /// newest last, so reuse of an older stolen token is still recognised.
+    #[serde(default)]
+    pub(crate) retired_refresh: Vec<String>,
 }
 
 /// An access token.
