@@ -219,13 +219,6 @@ impl Config {
     pub fn issuer_url(&self) -> &Url {
         &self.issuer_url
     }
-
-    /// Absolute URL for a path on the issuer's origin.
-    pub(crate) fn absolute(&self, path: &str) -> String {
-        let mut origin = self.issuer_url.origin().ascii_serialization();
-        origin.push_str(path);
-        origin
-    }
 }
 
 /// Why a configuration was refused.

@@ -237,8 +237,11 @@ pub(crate) fn as_written(reply: Reply) -> Result<bool, OAuthError> {
     }
 }
 
+/// One page of a listing: entries and the cursor to continue from.
+pub(crate) type Listing = (Vec<(String, Entry)>, Option<String>);
+
 /// A `List` reply.
-pub(crate) fn as_listed(reply: Reply) -> Result<(Vec<(String, Entry)>, Option<String>), OAuthError> {
+pub(crate) fn as_listed(reply: Reply) -> Result<Listing, OAuthError> {
     match reply {
         Reply::Listed { entries, cursor } => Ok((entries, cursor)),
         _ => Err(OAuthError::server_error(reasons::DRIVER_PROTOCOL)),

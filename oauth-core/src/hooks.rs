@@ -6,7 +6,7 @@
 //! query a database) on any runtime, `Send` or not. Only hooks switched on
 //! in [`Hooks`](crate::Hooks) are ever asked.
 
-use crate::error::{ErrorCode, OAuthError, Reason};
+use crate::error::{ErrorCode, OAuthError, reasons};
 
 /// Which grant a token issuance comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +128,7 @@ impl HookError {
     }
 
     pub(crate) fn into_oauth(self) -> OAuthError {
-        OAuthError::new(self.code, Reason::new("hook_rejected"), self.description)
+        OAuthError::new(self.code, reasons::HOOK_REJECTED, self.description)
     }
 }
 

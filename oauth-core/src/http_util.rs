@@ -56,11 +56,6 @@ impl Params {
     pub(crate) fn resources(&self) -> &[String] {
         &self.resources
     }
-
-    /// Parameter names, for diagnostics.
-    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
-        self.pairs.iter().map(|(k, _)| k.as_str())
-    }
 }
 
 /// A parameter name made safe for an error description.
@@ -247,10 +242,11 @@ pub(crate) fn apply_cors<B>(origin: Option<&HeaderValue>, resp: &mut Response<B>
     }
 }
 
-/// The answer to a CORS preflight (`OPTIONS` with `Origin`).
+/// The answer to `OPTIONS`: `Allow`, and with an `Origin`, a CORS preflight.
 pub(crate) fn preflight(origin: Option<&HeaderValue>, allow_methods: &'static str) -> Response<Bytes> {
     let mut resp = Response::builder()
         .status(StatusCode::NO_CONTENT)
+        .header(header::ALLOW, allow_methods)
         .header(header::ACCESS_CONTROL_ALLOW_METHODS, allow_methods)
         .header(
             header::ACCESS_CONTROL_ALLOW_HEADERS,

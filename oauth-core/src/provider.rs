@@ -103,9 +103,14 @@ impl Provider {
         let cfg = self.shared_config();
         let method = request.method().clone();
 
-        if method == Method::OPTIONS && route.is_provider_owned() && self.config.cors {
+        // OPTIONS is answered on the provider's own endpoints whether or not
+        // CORS is on (RFC 9110 §9.3.7); on protected routes only as a CORS
+        // preflight, otherwise the application may have its own use for it.
+        let protected = matches!(route, Route::Protected(_));
+        if method == Method::OPTIONS && route.is_provider_owned() && (self.config.cors || !protected) {
             let allow = route.allowed_methods();
-            return Flow::ready(Outcome::Response(http_util::preflight(origin.as_ref(), allow)));
+            let origin = if self.config.cors { origin.as_ref() } else { None };
+            return Flow::ready(Outcome::Response(http_util::preflight(origin, allow)));
         }
 
         let flow = match route {

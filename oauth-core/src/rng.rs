@@ -30,10 +30,6 @@ pub(crate) struct Entropy {
 }
 
 impl Entropy {
-    pub(crate) fn none() -> Self {
-        Self { bytes: Vec::new(), used: 0 }
-    }
-
     pub(crate) fn draw(rng: &mut dyn SecureRandom, len: usize) -> Self {
         let mut bytes = vec![0u8; len];
         rng.fill(&mut bytes);

@@ -6,9 +6,7 @@ mod common;
 
 use common::*;
 use http::StatusCode;
-use oauth_core::{
-    ErrorCode, HookCall, HookError, HookReply, Hooks, IssuanceDecision, IssuanceKind, RefreshPolicy,
-};
+use oauth_core::{ErrorCode, HookCall, HookError, HookReply, Hooks, IssuanceDecision, IssuanceKind, RefreshPolicy};
 use serde_json::json;
 
 #[test]
@@ -149,7 +147,10 @@ fn redirect_uri_must_match_the_authorization_request() {
     let code = h.authorize(&c.id, "alice");
     let other = h.token_request(
         &c,
-        &format!("grant_type=authorization_code&code={code}&code_verifier={VERIFIER}&redirect_uri={}", urlencode("https://client.example/other")),
+        &format!(
+            "grant_type=authorization_code&code={code}&code_verifier={VERIFIER}&redirect_uri={}",
+            urlencode("https://client.example/other")
+        ),
     );
     assert_eq!(error_code(&other), "invalid_grant");
     // The request named redirect_uri, so the token request must repeat it.
@@ -234,7 +235,8 @@ fn token_endpoint_request_shape_errors() {
     let no_client = h.post_form("/token", "grant_type=authorization_code&code=x", &[]);
     assert_eq!((no_client.status(), error_code(&no_client).as_str()), (StatusCode::UNAUTHORIZED, "invalid_client"));
 
-    let unknown_client = h.post_form("/token", "grant_type=authorization_code&code=x&code_verifier=y&client_id=nobody", &[]);
+    let unknown_client =
+        h.post_form("/token", "grant_type=authorization_code&code=x&code_verifier=y&client_id=nobody", &[]);
     assert_eq!(error_code(&unknown_client), "invalid_client");
     assert_eq!(header(&unknown_client, "cache-control"), "no-store");
 }
@@ -355,7 +357,7 @@ fn tampered_and_garbage_bearer_tokens_are_invalid_token() {
     let mut h = Harness::default();
     let c = h.register_client("none");
     let t = h.tokens_for(&c, "alice");
-    let mut tampered = t.access.clone().into_bytes();
+    let mut tampered = t.access.into_bytes();
     let last = tampered.len() - 2;
     tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
@@ -368,9 +370,8 @@ fn tampered_and_garbage_bearer_tokens_are_invalid_token() {
 
 #[test]
 fn tokens_are_refused_at_another_resource() {
-    let mut h = Harness::new(
-        builder().resource(oauth_core::ProtectedResource::new("https://as.example.com/other").unwrap()),
-    );
+    let mut h =
+        Harness::new(builder().resource(oauth_core::ProtectedResource::new("https://as.example.com/other").unwrap()));
     let c = h.register_client("none");
     let t = h.tokens_for(&c, "alice");
     let oauth_core::Outcome::Response(r) = h.get("/other", Some(&t.access)) else { panic!("must be refused") };

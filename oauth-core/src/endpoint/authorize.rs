@@ -265,7 +265,7 @@ impl Provider {
     /// (`error=access_denied`, with `state` and `iss`).
     pub fn deny_authorization(&self, request: &AuthorizationRequest) -> String {
         let e = OAuthError::new(ErrorCode::AccessDenied, ACCESS_DENIED, "The user denied the request");
-        Self::observe(&self.config(), "authorize", &e, Some(&request.client_id));
+        Self::observe(self.config(), "authorize", &e, Some(&request.client_id));
         error_location(&self.config().issuer, &request.redirect_uri, request.state.as_deref(), &e)
     }
 }

@@ -101,7 +101,7 @@ pub(crate) fn start(
     // RFC 7009 revocation posted to the token endpoint, as the incumbent
     // accepts it: a `token` and no `grant_type`.
     if !params.has("grant_type") && params.has("token") {
-        return crate::endpoint::revoke::start(cfg, request, now);
+        return crate::endpoint::revoke::start_with_params(cfg, request.headers(), params, now);
     }
     let kind = match params.get("grant_type") {
         None => {
@@ -505,9 +505,12 @@ impl TokenMachine {
         let matched_previous = !matched_current && is(&grant.previous_refresh);
         let id_hex = crypto::hex(&id);
         let retired = grant.retired_refresh.iter().any(|r| crypto::ct_eq(r.as_bytes(), id_hex.as_bytes()));
+        // Under `grace`, an old token may come from a second tab that lost a
+        // race, so it is refused without revoking; `strict` treats any reuse
+        // as theft.
         let reused = match self.cfg.refresh_policy {
             RefreshPolicy::Strict => matched_previous || retired,
-            _ => retired,
+            _ => false,
         };
         if reused {
             return Err(Failure::Revoke(grant_id, invalid_grant(REFRESH_REUSED, "The refresh token was already used")));
@@ -641,7 +644,8 @@ impl TokenMachine {
                     next.redeemed_code = next.code.take().map(|c| c.id);
                     if self.issues_refresh(&v.client, grant) {
                         let (token, slot) = grant::mint_refresh(v.grant_id, key, self.now, &mut self.entropy)?;
-                        let ttl = decision.refresh_token_ttl.map(clamp).or(self.cfg.refresh_token_ttl.flatten());
+                        let ttl =
+                            decision.refresh_token_ttl.map(clamp).or_else(|| self.cfg.refresh_token_ttl.flatten());
                         next.refresh = Some(slot);
                         next.refresh_idle_ttl = self.cfg.refresh_token_idle_ttl;
                         next.refresh_expires_at = ttl.map(|t| self.now.plus(t));

@@ -102,7 +102,6 @@ impl MemoryStore {
                 let cursor = if more { entries.last().map(|(k, _)| k.clone()) } else { None };
                 Reply::Listed { entries, cursor }
             }
-            _ => Reply::Done,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! store, a seeded generator and a virtual clock. Nothing sleeps; time moves
 //! only when a test says so.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::result_large_err)]
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -36,7 +36,9 @@ pub struct Harness {
 /// The builder most tests start from: one resource at /mcp with two scopes.
 pub fn builder() -> ProviderBuilder {
     ProviderBuilder::new(ISSUER)
-        .resource(ProtectedResource::new(RESOURCE).unwrap().scopes_supported(["todo:read", "todo:write"]).name("Todo MCP"))
+        .resource(
+            ProtectedResource::new(RESOURCE).unwrap().scopes_supported(["todo:read", "todo:write"]).name("Todo MCP"),
+        )
         .scopes_supported(["todo:read", "todo:write", "offline_access"])
         .scope_implies("todo:write", ["todo:read"])
 }
@@ -76,7 +78,7 @@ impl Harness {
     pub fn send(&mut self, req: Request<Bytes>) -> Outcome {
         let mut flow = self.provider.handle(req, self.now, &mut self.rng);
         let hook = &mut self.hook;
-        let out = drive_blocking(&mut flow, &mut self.store, |c| hook(c));
+        let out = drive_blocking(&mut flow, &mut self.store, &mut **hook);
         self.last_stats = flow.stats();
         out
     }
@@ -89,7 +91,8 @@ impl Harness {
     }
 
     pub fn post_form(&mut self, path: &str, body: &str, headers: &[(&str, &str)]) -> Response<Bytes> {
-        let mut b = Request::post(format!("{ISSUER}{path}")).header("content-type", "application/x-www-form-urlencoded");
+        let mut b =
+            Request::post(format!("{ISSUER}{path}")).header("content-type", "application/x-www-form-urlencoded");
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -147,13 +150,13 @@ impl Harness {
         let uri: http::Uri = format!("{ISSUER}/authorize?{query}").parse().unwrap();
         let mut flow = self.provider.parse_authorization_request(&uri, self.now);
         let hook = &mut self.hook;
-        drive_blocking(&mut flow, &mut self.store, |c| hook(c))
+        drive_blocking(&mut flow, &mut self.store, &mut **hook)
     }
 
     pub fn complete(&mut self, req: &AuthorizationRequest, approval: Approval) -> CompletedAuthorization {
         let mut flow = self.provider.complete_authorization(req, approval, self.now, &mut self.rng);
         let hook = &mut self.hook;
-        drive_blocking(&mut flow, &mut self.store, |c| hook(c)).unwrap()
+        drive_blocking(&mut flow, &mut self.store, &mut **hook).unwrap()
     }
 
     /// The standard authorization query for `client` (state `xyz`).
@@ -168,7 +171,10 @@ impl Harness {
     pub fn authorize(&mut self, client: &str, user: &str) -> String {
         let req = self.parse(&Self::auth_query(client)).unwrap();
         let scope = req.scope.clone();
-        let done = self.complete(&req, Approval::new(user, scope, serde_json::json!({"user": user, "upstream": "secret-upstream-token"})));
+        let done = self.complete(
+            &req,
+            Approval::new(user, scope, serde_json::json!({"user": user, "upstream": "secret-upstream-token"})),
+        );
         query_param(&done.redirect_to, "code").unwrap()
     }
 
@@ -177,10 +183,13 @@ impl Harness {
         match (client.method.as_str(), &client.secret) {
             ("client_secret_basic", Some(s)) => {
                 use base64ct::Encoding;
-                let raw = base64ct::Base64::encode_string(format!("{}:{}", urlencode(&client.id), urlencode(s)).as_bytes());
+                let raw =
+                    base64ct::Base64::encode_string(format!("{}:{}", urlencode(&client.id), urlencode(s)).as_bytes());
                 (String::new(), vec![("authorization".into(), format!("Basic {raw}"))])
             }
-            ("client_secret_post", Some(s)) => (format!("&client_id={}&client_secret={}", urlencode(&client.id), urlencode(s)), vec![]),
+            ("client_secret_post", Some(s)) => {
+                (format!("&client_id={}&client_secret={}", urlencode(&client.id), urlencode(s)), vec![])
+            }
             _ => (format!("&client_id={}", urlencode(&client.id)), vec![]),
         }
     }
@@ -194,7 +203,10 @@ impl Harness {
     pub fn exchange_code(&mut self, client: &Client, code: &str) -> Response<Bytes> {
         self.token_request(
             client,
-            &format!("grant_type=authorization_code&code={code}&code_verifier={VERIFIER}&redirect_uri={}", urlencode(REDIRECT)),
+            &format!(
+                "grant_type=authorization_code&code={code}&code_verifier={VERIFIER}&redirect_uri={}",
+                urlencode(REDIRECT)
+            ),
         )
     }
 
@@ -233,7 +245,7 @@ pub fn header(resp: &Response<Bytes>, name: &str) -> String {
 }
 
 pub fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 pub fn query_param(url: &str, name: &str) -> Option<String> {
