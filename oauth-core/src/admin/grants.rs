@@ -161,7 +161,10 @@ impl Provider {
     /// one it replaced. Ids are compared in constant time.
     pub fn lookup_token(&self, token: &str, now: UnixTime) -> Flow<Result<Option<TokenInfo>, OAuthError>> {
         let lookup = if let Some(p) = crypto::parse(CredentialKind::AccessToken, token) {
-            Lookup::Access { key: records::token_key(p.grant_id, &crypto::credential_id(token)) }
+            Lookup::Access {
+                key: records::token_key(p.grant_id, &crypto::credential_id(token)),
+                grant_key: records::grant_key(p.grant_id),
+            }
         } else if let Some(p) = crypto::parse(CredentialKind::RefreshToken, token) {
             Lookup::Refresh { grant_id: p.grant_id, id: crypto::credential_id(token) }
         } else {
@@ -388,7 +391,7 @@ impl RevokeGrant {
 // ---- token lookup -------------------------------------------------------------
 
 enum Lookup {
-    Access { key: String },
+    Access { key: String, grant_key: String },
     Refresh { grant_id: GrantId, id: Digest32 },
 }
 
@@ -405,13 +408,30 @@ impl Machine for LookupToken {
     fn advance(&mut self, input: Input) -> Step<Self::Output> {
         if !self.started {
             self.started = true;
-            let key = match &self.lookup {
-                Lookup::Access { key } => key.clone(),
-                Lookup::Refresh { grant_id, .. } => records::grant_key(*grant_id),
+            // An access token counts only while its grant exists, exactly as
+            // at the resource; both are read in one round trip.
+            let ops = match &self.lookup {
+                Lookup::Access { key, grant_key } => {
+                    vec![StorageOp::Get { key: key.clone() }, StorageOp::Get { key: grant_key.clone() }]
+                }
+                Lookup::Refresh { grant_id, .. } => vec![StorageOp::Get { key: records::grant_key(*grant_id) }],
             };
-            return Step::Storage(StorageRequest { now: self.now, ops: vec![StorageOp::Get { key }] });
+            return Step::Storage(StorageRequest { now: self.now, ops });
         }
-        Step::Done(one_reply(input).and_then(as_entry).map(|entry| entry.and_then(|e| self.info(&e))))
+        let expected = match self.lookup {
+            Lookup::Access { .. } => 2,
+            Lookup::Refresh { .. } => 1,
+        };
+        let result = replies(input, expected).and_then(|r| {
+            let mut r = r.into_iter();
+            let entry = r.next().map(as_entry).transpose()?.flatten();
+            let grant_live = match r.next() {
+                Some(grant) => as_entry(grant)?.is_some(),
+                None => true,
+            };
+            Ok(entry.filter(|_| grant_live))
+        });
+        Step::Done(result.map(|entry| entry.and_then(|e| self.info(&e))))
     }
 }
 

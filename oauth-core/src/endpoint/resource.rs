@@ -1,7 +1,14 @@
 //! The resource-server check (RFC 6750) on protected routes.
 //!
-//! One round trip: hash the presented token, read its record, check expiry,
-//! audience (RFC 8707) and the resource's required scopes, decrypt the props.
+//! One round trip: hash the presented token, read its record and its
+//! grant's, check expiry, audience (RFC 8707) and the resource's required
+//! scopes, decrypt the props.
+//!
+//! An access token is honoured only while its grant record exists. That makes
+//! revocation immediate and free of races: whatever order a revocation and a
+//! concurrent token issuance reach storage in, once the grant is gone no token
+//! of it opens the resource. Deleting the access records themselves (the
+//! revocation cascade) is then only cleanup.
 //! Failures answer with an RFC 6750 / RFC 9728 challenge:
 //!
 //! * no token: 401 `Bearer resource_metadata="…", scope="…"`;
@@ -20,7 +27,7 @@ use crate::config::Config;
 use crate::crypto::{self, CredentialKind};
 use crate::endpoint::metadata::resource_metadata_url;
 use crate::error::{ErrorCode, OAuthError, Reason};
-use crate::flow::{Flow, Input, Machine, Step, as_entry, one_reply};
+use crate::flow::{Flow, Input, Machine, Step, as_entry, replies};
 use crate::grant::open_access_props;
 use crate::http_util::{self, Bearer};
 use crate::provider::{AuthContext, Outcome, Provider};
@@ -54,7 +61,8 @@ pub(crate) fn start(cfg: Arc<Config>, request: Request<Bytes>, index: usize, now
         return Flow::ready(Outcome::Response(challenge(&cfg, index, Some(err), UNRECOGNISED_TOKEN)));
     };
     let key = records::token_key(parsed.grant_id, &crypto::credential_id(&token));
-    Flow::new(BearerCheck { cfg, index, now, token, key, request: Some(request) })
+    let grant_key = records::grant_key(parsed.grant_id);
+    Flow::new(BearerCheck { cfg, index, now, token, key, grant_key, request: Some(request) })
 }
 
 struct BearerCheck {
@@ -63,6 +71,7 @@ struct BearerCheck {
     now: UnixTime,
     token: String,
     key: String,
+    grant_key: String,
     request: Option<Request<Bytes>>,
 }
 
@@ -71,10 +80,15 @@ impl Machine for BearerCheck {
 
     fn advance(&mut self, input: Input) -> Step<Outcome> {
         if let Input::Start = input {
-            let ops = vec![StorageOp::Get { key: self.key.clone() }];
+            let ops = vec![StorageOp::Get { key: self.key.clone() }, StorageOp::Get { key: self.grant_key.clone() }];
             return Step::Storage(StorageRequest { now: self.now, ops });
         }
-        let result = one_reply(input).and_then(as_entry).and_then(|entry| self.check(entry));
+        let result = replies(input, 2).and_then(|r| {
+            let mut r = r.into_iter();
+            let token = r.next().map(as_entry).transpose()?.flatten();
+            let grant_live = r.next().map(as_entry).transpose()?.flatten().is_some();
+            self.check(token.filter(|_| grant_live))
+        });
         Step::Done(match result {
             Ok(auth) => match self.request.take() {
                 Some(request) => Outcome::Authorized { request, auth },
