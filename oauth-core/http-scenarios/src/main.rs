@@ -615,6 +615,10 @@ fn main() -> ExitCode {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
+        // A server may close a connection after refusing an oversized body
+        // unread; fresh connections keep one scenario from failing the next.
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
         .timeout_global(Some(std::time::Duration::from_secs(30)))
         .build()
         .into();
