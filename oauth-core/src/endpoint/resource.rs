@@ -37,7 +37,6 @@ use crate::scope::{OFFLINE_ACCESS, format_scope, satisfies};
 use crate::storage::{StorageOp, StorageRequest};
 use crate::time::UnixTime;
 
-pub(crate) const NO_TOKEN: Reason = Reason::new("no_token");
 pub(crate) const MALFORMED_AUTHORIZATION: Reason = Reason::new("malformed_authorization_header");
 pub(crate) const UNRECOGNISED_TOKEN: Reason = Reason::new("token_unrecognised");
 pub(crate) const UNKNOWN_TOKEN: Reason = Reason::new("token_unknown_or_revoked");
@@ -49,16 +48,16 @@ pub(crate) const MISSING_SCOPE: Reason = Reason::new("insufficient_scope");
 /// Start the check for the resource at `index`.
 pub(crate) fn start(cfg: Arc<Config>, request: Request<Bytes>, index: usize, now: UnixTime) -> Flow<Outcome> {
     let token = match http_util::bearer(request.headers()) {
-        Bearer::Absent => return Flow::ready(Outcome::Response(challenge(&cfg, index, None, NO_TOKEN))),
+        Bearer::Absent => return Flow::ready(Outcome::Response(challenge(&cfg, index, None))),
         Bearer::Malformed => {
             let err = OAuthError::invalid_request(MALFORMED_AUTHORIZATION, "Malformed Authorization header");
-            return Flow::ready(Outcome::Response(challenge(&cfg, index, Some(err), MALFORMED_AUTHORIZATION)));
+            return Flow::ready(Outcome::Response(challenge(&cfg, index, Some(err))));
         }
         Bearer::Token(t) => t.to_owned(),
     };
     let Some(parsed) = crypto::parse(CredentialKind::AccessToken, &token) else {
         let err = invalid_token(UNRECOGNISED_TOKEN, "The access token is invalid");
-        return Flow::ready(Outcome::Response(challenge(&cfg, index, Some(err), UNRECOGNISED_TOKEN)));
+        return Flow::ready(Outcome::Response(challenge(&cfg, index, Some(err))));
     };
     let key = records::token_key(parsed.grant_id, &crypto::credential_id(&token));
     let grant_key = records::grant_key(parsed.grant_id);
@@ -140,8 +139,7 @@ impl BearerCheck {
 
 impl Outcome {
     fn from_error_response(cfg: &Config, index: usize, err: OAuthError) -> Self {
-        let reason = err.reason;
-        Self::Response(challenge(cfg, index, Some(err), reason))
+        Self::Response(challenge(cfg, index, Some(err)))
     }
 }
 
@@ -160,7 +158,10 @@ fn challenge_scopes(cfg: &Config, index: usize) -> Vec<String> {
 }
 
 /// A 401/400/403 response with its `WWW-Authenticate` challenge.
-fn challenge(cfg: &Config, index: usize, err: Option<OAuthError>, reason: Reason) -> Response<Bytes> {
+///
+/// A request without a token is the normal first step of discovery, not an
+/// error, so only requests that carried something are reported.
+fn challenge(cfg: &Config, index: usize, err: Option<OAuthError>) -> Response<Bytes> {
     let scopes = match &err {
         Some(e) if e.code == ErrorCode::InsufficientScope => {
             cfg.resources.get(index).map(|r| r.challenge_scopes.clone()).unwrap_or_default()
@@ -170,8 +171,6 @@ fn challenge(cfg: &Config, index: usize, err: Option<OAuthError>, reason: Reason
     let status = err.as_ref().map_or(StatusCode::UNAUTHORIZED, |e| e.status);
     if let Some(e) = &err {
         Provider::observe(cfg, "resource", e, None);
-    } else {
-        let _ = reason;
     }
     render(cfg, index, status, err.as_ref(), &scopes)
 }
