@@ -1,5 +1,7 @@
-// The real sign-in and consent page of the axum example (started WITHOUT
-// --auto-approve), driven in headless Debian Chromium by playwright-core.
+// The real sign-in and consent page of an example server (started WITHOUT
+// auto-approve), driven in headless Debian Chromium by playwright-core: the
+// axum one (E2E_AXUM_CONSENT_URL) or any adapter's (E2E_CONSENT_URL, with
+// E2E_SCREENSHOT_PREFIX naming its screenshots).
 //
 // The client is registered with a loopback redirect URI served by a tiny
 // node http server that records each callback's query. Screenshots of the
@@ -39,15 +41,16 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 const SCOPES = ['todo:read', 'todo:write'];
+const SHOT = process.env.E2E_SCREENSHOT_PREFIX ?? 'axum';
 
-describe('consent page in headless Chromium (axum example, no auto-approve)', () => {
+describe('consent page in headless Chromium (example server, no auto-approve)', () => {
   let base;
   let meta;
   let browser;
   let callback;
 
   before(async () => {
-    base = serverUrl('E2E_AXUM_CONSENT_URL');
+    base = serverUrl(process.env.E2E_CONSENT_URL ? 'E2E_CONSENT_URL' : 'E2E_AXUM_CONSENT_URL');
     meta = await discover(base);
     mkdirSync(ARTIFACTS, { recursive: true });
     callback = await startCallbackServer();
@@ -122,7 +125,7 @@ describe('consent page in headless Chromium (axum example, no auto-approve)', ()
     const { context, page } = await newPage();
     try {
       const before = callback.hits.length;
-      await signIn(page, url, { screenshot: 'axum-signin.png', clientName });
+      await signIn(page, url, { screenshot: `${SHOT}-signin.png`, clientName });
 
       // The consent screen names the client (escaped), the scopes and the redirect host.
       const heading = await page.getByRole('heading', { level: 1 }).innerText();
@@ -138,7 +141,7 @@ describe('consent page in headless Chromium (axum example, no auto-approve)', ()
       const host = new URL(callback.redirectUri).host; // 127.0.0.1:PORT
       assert.equal(await page.locator('.host').innerText(), host);
       assert.ok(text.includes(client.client_id), 'the client id is shown');
-      await page.screenshot({ path: `${ARTIFACTS}axum-consent.png`, fullPage: true });
+      await page.screenshot({ path: `${ARTIFACTS}${SHOT}-consent.png`, fullPage: true });
 
       await Promise.all([
         page.waitForURL((u) => u.href.startsWith(callback.redirectUri)),

@@ -1,10 +1,15 @@
 // Shared helpers for the end-to-end tests. Everything talks to loopback
 // servers only, and every network wait is bounded.
 //
-// The servers are started by scripts/test.d/30-e2e-axum.sh, which passes
-// their base URLs in the environment:
-//   E2E_AXUM_AUTO_URL     the example started with --auto-approve demo
-//   E2E_AXUM_CONSENT_URL  the example with the real sign-in + consent page
+// The servers are started by scripts/test.d/30-e2e-axum.sh (axum) and
+// scripts/test.d/60-lambda.sh (Lambda), which pass their base URLs in the
+// environment:
+//   E2E_AXUM_AUTO_URL     the axum example started with --auto-approve demo
+//   E2E_AXUM_CONSENT_URL  the axum example with the real sign-in + consent page
+//   E2E_AUTO_URL          any adapter's example with auto-approve for `demo`
+//                         (takes precedence over E2E_AXUM_AUTO_URL)
+//   E2E_CONSENT_URL       any adapter's example with the real pages
+//                         (takes precedence over E2E_AXUM_CONSENT_URL)
 
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -17,8 +22,8 @@ export function serverUrl(name) {
   const value = process.env[name];
   if (!value) {
     throw new Error(
-      `${name} is not set: run these tests through scripts/test.d/30-e2e-axum.sh, ` +
-        'which builds and starts the axum example servers',
+      `${name} is not set: run these tests through scripts/test.d/30-e2e-axum.sh or ` +
+        'scripts/test.d/60-lambda.sh, which build and start the example servers',
     );
   }
   const url = new URL(value);
@@ -26,6 +31,14 @@ export function serverUrl(name) {
     throw new Error(`${name}=${value} is not a loopback address`);
   }
   return value.replace(/\/+$/, '');
+}
+
+/**
+ * The auto-approving example server under test: E2E_AUTO_URL (whichever
+ * adapter serves it), else the axum one, E2E_AXUM_AUTO_URL.
+ */
+export function autoServerUrl() {
+  return serverUrl(process.env.E2E_AUTO_URL ? 'E2E_AUTO_URL' : 'E2E_AXUM_AUTO_URL');
 }
 
 /** fetch with a timeout. */

@@ -1,5 +1,6 @@
-// The MCP TypeScript SDK client, with its own OAuth machinery, against the
-// axum example server started with `--auto-approve demo`.
+// The MCP TypeScript SDK client, with its own OAuth machinery, against an
+// example server with auto-approve for `demo`: the axum one
+// (E2E_AXUM_AUTO_URL) or any adapter's (E2E_AUTO_URL).
 //
 // The SDK does everything a real MCP client does: it meets the 401, reads
 // the protected-resource metadata (RFC 9728) and the authorization-server
@@ -18,7 +19,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { UnauthorizedError, auth, refreshAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidGrantError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 
-import { b64url, boundedFetch, discover, fetchT, getWithBearer, postForm, serverUrl } from './helpers.mjs';
+import { autoServerUrl, b64url, boundedFetch, discover, fetchT, getWithBearer, postForm } from './helpers.mjs';
 
 const TEST_TIMEOUT_MS = 60_000;
 const REQUEST_OPTS = { timeout: 10_000 };
@@ -132,7 +133,7 @@ async function call(client, name, args = {}) {
   return structured(await client.callTool({ name, arguments: args }, undefined, REQUEST_OPTS), name);
 }
 
-describe('MCP TypeScript SDK client against the axum example (--auto-approve demo)', () => {
+describe('MCP TypeScript SDK client against the example server (auto-approve demo)', () => {
   let base;
   let mcpUrl;
   let meta;
@@ -141,7 +142,7 @@ describe('MCP TypeScript SDK client against the axum example (--auto-approve dem
   const clients = [];
 
   before(async () => {
-    base = serverUrl('E2E_AXUM_AUTO_URL');
+    base = autoServerUrl();
     mcpUrl = `${base}/mcp`;
     meta = await discover(base);
   });

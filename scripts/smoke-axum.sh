@@ -138,7 +138,7 @@ tool() {
 
 # ------------------------------------------------------------------- build
 echo "building the mcp_server example"
-cargo build -q -p adapter-axum --example mcp_server --locked
+cargo build -q -p adapter-axum --features demo --example mcp_server --locked
 bin="$CARGO_TARGET_DIR/debug/examples/mcp_server"
 [ -x "$bin" ] || fail "$bin was not built"
 

@@ -16,11 +16,12 @@ use http::request::Parts;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use oauth_core::{
-    AuthContext, Driver, Flow, FlowOutput, HookCall, HookReply, Outcome, Provider, Reply, SecureRandom, StorageError,
-    StorageRequest, UnixTime,
+    AuthContext, Driver, FetchError, FetchRequest, FetchResponse, Flow, FlowOutput, HookCall, HookReply, Outcome,
+    Provider, Reply, SecureRandom, StorageError, StorageRequest, UnixTime,
 };
 use tower::{Layer, Service};
 
+use crate::fetch::SafeFetcher;
 use crate::store::Store;
 
 /// The largest request body the layer buffers by default: 1 MiB.
@@ -93,6 +94,8 @@ pub struct OAuth<S> {
     hooks: Option<Arc<dyn HookHandler>>,
     clock: Clock,
     body_limit: usize,
+    /// Fetches client ID metadata documents; `None` when they are off.
+    fetcher: Option<SafeFetcher>,
 }
 
 impl<S> fmt::Debug for OAuth<S> {
@@ -109,7 +112,8 @@ impl<S: Store> OAuth<S> {
     /// `provider` with its records in `store`, the system clock, default
     /// hook answers and a [`DEFAULT_BODY_LIMIT`] body cap.
     pub fn new(provider: Provider, store: S) -> Self {
-        Self { provider, store, hooks: None, clock: Arc::new(system_time), body_limit: DEFAULT_BODY_LIMIT }
+        let fetcher = crate::fetch::for_provider(&provider);
+        Self { provider, store, hooks: None, clock: Arc::new(system_time), body_limit: DEFAULT_BODY_LIMIT, fetcher }
     }
 
     /// Answer hooks with `handler`.
@@ -123,6 +127,14 @@ impl<S: Store> OAuth<S> {
     #[must_use]
     pub fn with_body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// Fetch client ID metadata documents with `fetcher` instead of the
+    /// default [`SafeFetcher`] (a test resolver and CA, say).
+    #[must_use]
+    pub fn with_fetcher(mut self, fetcher: SafeFetcher) -> Self {
+        self.fetcher = Some(fetcher);
         self
     }
 
@@ -159,7 +171,7 @@ impl<S: Store> OAuth<S> {
     /// generator, and drive it to its end.
     ///
     /// ```no_run
-    /// # async fn consent(oauth: adapter_axum::OAuth<adapter_axum::SqliteStore>, uri: http::Uri)
+    /// # async fn consent<S: adapter_axum::Store>(oauth: adapter_axum::OAuth<S>, uri: http::Uri)
     /// #     -> Result<(), Box<dyn std::error::Error>> {
     /// let parsed = oauth.run(|provider, now, _rng| provider.parse_authorization_request(&uri, now)).await?;
     /// # Ok(()) }
@@ -182,7 +194,8 @@ impl<S: Store> OAuth<S> {
 
     /// Drive a flow the application started itself.
     pub async fn drive<T: FlowOutput + Send + 'static>(&self, flow: &mut Flow<T>) -> T {
-        let mut driver = StoreDriver { store: &self.store, hooks: self.hooks.as_deref() };
+        let mut driver =
+            StoreDriver { store: &self.store, hooks: self.hooks.as_deref(), fetcher: self.fetcher.as_ref() };
         oauth_core::drive(flow, &mut driver).await
     }
 
@@ -197,6 +210,7 @@ impl<S: Store> OAuth<S> {
 struct StoreDriver<'a, S> {
     store: &'a S,
     hooks: Option<&'a dyn HookHandler>,
+    fetcher: Option<&'a SafeFetcher>,
 }
 
 impl<S: Store> Driver for StoreDriver<'_, S> {
@@ -215,6 +229,16 @@ impl<S: Store> Driver for StoreDriver<'_, S> {
             Some(handler) => handler.answer(call).await,
             None => call.default_reply(),
         }
+    }
+
+    async fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, FetchError> {
+        let Some(fetcher) = self.fetcher else { return Err(FetchError::Unsupported) };
+        let (purpose, url) = (request.purpose, request.url.clone());
+        let result = fetcher.fetch(request).await;
+        if let Err(error) = &result {
+            tracing::info!(%error, purpose = purpose.as_str(), %url, "client metadata fetch failed");
+        }
+        result
     }
 }
 

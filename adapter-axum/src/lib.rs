@@ -1,7 +1,7 @@
 //! # adapter-axum
 //!
 //! Runs an [`oauth_core::Provider`] in an axum (or any tower) server, with
-//! its records in PostgreSQL or SQLite.
+//! its records in PostgreSQL or SQLite, or in any other [`Store`].
 //!
 //! The adapter translates and executes; it makes no protocol decision.
 //! Per request it buffers the body, calls `Provider::handle` with the system
@@ -11,6 +11,7 @@
 //! authorized request, or passes the request through untouched.
 //!
 //! ```no_run
+//! # #[cfg(feature = "sqlite")] mod example {
 //! use adapter_axum::{Authenticated, OAuth, SqliteStore};
 //! use axum::{Router, routing::post};
 //! use oauth_core::{ProtectedResource, ProviderBuilder};
@@ -30,10 +31,23 @@
 //! // own endpoints (`/token`, `/register`, metadata) have no route here.
 //! let app: Router = Router::new().route("/mcp", post(mcp)).layer(oauth.layer());
 //! # let _ = app; Ok(()) }
+//! # }
 //! ```
 //!
 //! The stores' SQL, its atomicity and purging are described in
 //! `docs/adapter-axum.md`.
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `postgres` | yes | `PgStore` (sqlx's PostgreSQL driver) |
+//! | `sqlite` | yes | `SqliteStore` (sqlx's SQLite driver) |
+//! | `demo` | no | `demo`: the example MCP application on any [`Store`] |
+//!
+//! Without `postgres` and `sqlite` the crate does not depend on sqlx: the
+//! layer, the extractor and the [`Store`] trait are all another backend (the
+//! DynamoDB store of `adapter-lambda`, say) needs.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -41,10 +55,19 @@
 
 pub mod store;
 
-pub use store::{PgStore, SqliteStore, Store};
+#[cfg(feature = "postgres")]
+pub use store::PgStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::Store;
 
+#[cfg(feature = "demo")]
+pub mod demo;
+
+pub mod fetch;
 mod layer;
 
+pub use fetch::{SafeFetcher, SafeFetcherBuilder};
 pub use layer::{
     Authenticated, DEFAULT_BODY_LIMIT, EnvironmentError, HookFuture, HookHandler, MissingAuthContext, OAuth,
     OAuthLayer, OAuthService, oauth_layer,

@@ -22,6 +22,8 @@ pub(crate) const ID_MISMATCH: Reason = Reason::new("client_id_mismatch");
 pub(crate) const METHOD_NONE: &str = "none";
 pub(crate) const METHOD_BASIC: &str = "client_secret_basic";
 pub(crate) const METHOD_POST: &str = "client_secret_post";
+/// RFC 7523 §2.2, for clients with a metadata document that publishes keys.
+pub(crate) const METHOD_PRIVATE_KEY_JWT: &str = "private_key_jwt";
 
 /// How a request identified and authenticated its client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,12 +34,18 @@ pub(crate) enum ClientAuth {
     Basic { client_id: String, secret: String },
     /// `client_id` and `client_secret` in the body.
     Post { client_id: String, secret: String },
+    /// A `private_key_jwt` assertion (RFC 7523 §2.2); `client_id` is its
+    /// unverified `sub` until the signature is checked.
+    Jwt { client_id: String, assertion: String },
 }
 
 impl ClientAuth {
     pub(crate) fn client_id(&self) -> &str {
         match self {
-            Self::None { client_id } | Self::Basic { client_id, .. } | Self::Post { client_id, .. } => client_id,
+            Self::None { client_id }
+            | Self::Basic { client_id, .. }
+            | Self::Post { client_id, .. }
+            | Self::Jwt { client_id, .. } => client_id,
         }
     }
 
@@ -54,6 +62,12 @@ pub(crate) fn extract(headers: &HeaderMap, params: &Params) -> Result<ClientAuth
     let basic = basic_auth(headers)?;
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
+    if params.has("client_assertion") || params.has("client_assertion_type") {
+        if matches!(basic, BasicAuth::Present(..)) || body_secret.is_some() {
+            return Err(OAuthError::invalid_request(MULTIPLE_METHODS, "Use only one client authentication method"));
+        }
+        return assertion(params, body_id);
+    }
     match basic {
         BasicAuth::Present(client_id, secret) => {
             if body_secret.is_some() {
@@ -73,6 +87,26 @@ pub(crate) fn extract(headers: &HeaderMap, params: &Params) -> Result<ClientAuth
             (None, _) => Err(invalid_client(NO_CLIENT, "Client authentication failed")),
         },
     }
+}
+
+/// `private_key_jwt`: the assertion names the client in `sub`; a `client_id`
+/// parameter, which RFC 7521 §4.2 makes optional, must agree with it.
+fn assertion(params: &Params, body_id: Option<&str>) -> Result<ClientAuth, OAuthError> {
+    use crate::jose::{self, reasons as r};
+    let Some(assertion) = params.get("client_assertion") else {
+        return Err(OAuthError::invalid_request(r::ASSERTION_MISSING, "client_assertion is required"));
+    };
+    if params.get("client_assertion_type") != Some(jose::JWT_BEARER) {
+        return Err(invalid_client(r::ASSERTION_TYPE, "client_assertion_type must be jwt-bearer (RFC 7523)"));
+    }
+    let parsed = jose::Assertion::parse(assertion).map_err(|(reason, d)| invalid_client(reason, d))?;
+    let Some(client_id) = parsed.subject().filter(|s| !s.is_empty()).map(str::to_owned) else {
+        return Err(invalid_client(r::ASSERTION_SUBJECT, "The client assertion must name the client in sub"));
+    };
+    if body_id.is_some_and(|id| id != client_id) {
+        return Err(OAuthError::invalid_request(ID_MISMATCH, "client_id does not match the client assertion"));
+    }
+    Ok(ClientAuth::Jwt { client_id, assertion: assertion.to_owned() })
 }
 
 /// `invalid_client` (401).

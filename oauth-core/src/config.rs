@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use url::Url;
 
+use crate::cimd::CimdPolicy;
 use crate::error::ErrorEvent;
 use crate::resource::canonical_resource;
 use crate::scope::is_scope_token;
@@ -201,6 +202,9 @@ pub struct Config {
     pub hooks: Hooks,
     /// Observes every error sent to a client.
     pub on_error: Option<ErrorObserver>,
+    /// Client ID metadata documents: `Some` (with the fetch and cache
+    /// policy) when on. Off by default.
+    pub cimd: Option<CimdPolicy>,
 }
 
 impl fmt::Debug for Config {
@@ -252,6 +256,8 @@ pub enum ConfigError {
     InitialAccessTokenUncheckable,
     /// An authorization endpoint URL is invalid.
     InvalidAuthorizationEndpoint(String),
+    /// The client ID metadata document policy is out of range.
+    InvalidCimdPolicy(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -268,6 +274,7 @@ impl fmt::Display for ConfigError {
             Self::InvalidDefaultResource => f.write_str("default resource index out of range"),
             Self::InitialAccessTokenUncheckable => f.write_str("an initial access token is required, but no token hashes are configured and the registration hook is off"),
             Self::InvalidAuthorizationEndpoint(s) => write!(f, "invalid authorization endpoint {s:?}"),
+            Self::InvalidCimdPolicy(s) => write!(f, "invalid client ID metadata document policy: {s}"),
         }
     }
 }
@@ -315,6 +322,8 @@ pub struct ProviderBuilder {
     cors: bool,
     hooks: Hooks,
     on_error: Option<ErrorObserverDebug>,
+    cimd: bool,
+    cimd_policy: CimdPolicy,
 }
 
 #[derive(Clone)]
@@ -360,6 +369,8 @@ impl ProviderBuilder {
             cors: true,
             hooks: Hooks::default(),
             on_error: None,
+            cimd: false,
+            cimd_policy: CimdPolicy::default(),
         }
     }
 
@@ -522,6 +533,22 @@ impl ProviderBuilder {
         self
     }
 
+    /// Accept client ID metadata documents: https URLs as `client_id`, whose
+    /// metadata the provider fetches through the driver's
+    /// [`Driver::fetch`](crate::Driver::fetch), with `private_key_jwt` for
+    /// the clients whose documents publish keys. Off by default; the
+    /// driver must fetch under the rules in `docs/cimd.md`.
+    pub fn client_id_metadata_documents(mut self, enable: bool) -> Self {
+        self.cimd = enable;
+        self
+    }
+
+    /// The fetch and cache policy for client ID metadata documents.
+    pub fn cimd_policy(mut self, policy: CimdPolicy) -> Self {
+        self.cimd_policy = policy;
+        self
+    }
+
     /// Validate and build.
     pub fn build(self) -> Result<crate::Provider, ConfigError> {
         self.validate().map(crate::Provider::from_config)
@@ -632,6 +659,7 @@ impl ProviderBuilder {
             }
         };
 
+        let cimd = if self.cimd { Some(self.cimd_policy.validated()?) } else { None };
         let origin = issuer_url.origin().ascii_serialization();
         Ok(Config {
             token_endpoint: format!("{origin}{token_path}"),
@@ -665,6 +693,7 @@ impl ProviderBuilder {
             cors: self.cors,
             hooks: self.hooks,
             on_error: self.on_error.map(|o| o.0),
+            cimd,
         })
     }
 }

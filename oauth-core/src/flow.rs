@@ -9,6 +9,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{OAuthError, reasons};
+use crate::fetch::{FetchError, FetchRequest, FetchResponse};
 use crate::hooks::{HookCall, HookReply};
 use crate::storage::{Entry, Reply, StorageError, StorageRequest};
 
@@ -22,6 +23,10 @@ pub enum Step<T> {
     Storage(StorageRequest),
     /// Ask the application and feed back [`Input::Hook`].
     Hook(HookCall),
+    /// Fetch a document over HTTPS, under the SSRF rules in
+    /// [`FetchRequest`], and feed back [`Input::Fetch`]. Only asked when the
+    /// provider has client ID metadata documents switched on.
+    Fetch(FetchRequest),
     /// The flow is finished.
     Done(T),
 }
@@ -36,6 +41,9 @@ pub enum Input {
     Storage(Result<Vec<Reply>, StorageError>),
     /// The answer to a [`Step::Hook`].
     Hook(HookReply),
+    /// The answer to a [`Step::Fetch`]: the response (whatever its status),
+    /// or why there is none.
+    Fetch(Result<FetchResponse, FetchError>),
 }
 
 /// Counters the drive loop keeps, for benchmarks and observability.
@@ -47,6 +55,8 @@ pub struct FlowStats {
     pub operations: u32,
     /// Hooks asked.
     pub hooks: u32,
+    /// Outbound fetches requested.
+    pub fetches: u32,
 }
 
 /// Outputs a flow can end in. A flow that is misdriven (wrong input, a
@@ -106,6 +116,7 @@ impl<T: FlowOutput + Send + 'static> Flow<T> {
                     self.stats.operations.saturating_add(u32::try_from(r.ops.len()).unwrap_or(u32::MAX));
             }
             Step::Hook(_) => self.stats.hooks = self.stats.hooks.saturating_add(1),
+            Step::Fetch(_) => self.stats.fetches = self.stats.fetches.saturating_add(1),
             Step::Done(_) => {}
         }
         step
@@ -129,9 +140,9 @@ impl<T: FlowOutput + Send> Machine for Ready<T> {
     }
 }
 
-/// The runtime side of the drive loop: performs storage batches and answers
-/// hooks. Its futures need not be `Send`, so Workers' JavaScript-backed
-/// futures and tokio's alike can implement it.
+/// The runtime side of the drive loop: performs storage batches, answers
+/// hooks and, when asked, fetches documents. Its futures need not be `Send`,
+/// so Workers' JavaScript-backed futures and tokio's alike can implement it.
 pub trait Driver {
     /// Perform one batch. Return one reply per operation, in order, or the
     /// error that stopped the batch.
@@ -140,6 +151,17 @@ pub trait Driver {
     /// Answer a hook. The default approves without changes.
     fn hook(&mut self, call: HookCall) -> impl Future<Output = HookReply> {
         core::future::ready(call.default_reply())
+    }
+
+    /// Fetch `request.url` with the SSRF rules [`FetchRequest`] lists: https
+    /// only, every resolved address checked and the checked one connected
+    /// to, no redirects followed, at most `request.max_bytes` of body, all
+    /// within `request.timeout`. The default cannot fetch, and answers
+    /// [`FetchError::Unsupported`]; a provider with client ID metadata
+    /// documents on needs a driver that overrides it.
+    fn fetch(&mut self, request: FetchRequest) -> impl Future<Output = Result<FetchResponse, FetchError>> {
+        let _ = request;
+        core::future::ready(Err(FetchError::Unsupported))
     }
 }
 
@@ -155,6 +177,7 @@ where
         match flow.advance(input) {
             Step::Storage(request) => input = Input::Storage(driver.storage(request).await),
             Step::Hook(call) => input = Input::Hook(driver.hook(call).await),
+            Step::Fetch(request) => input = Input::Fetch(driver.fetch(request).await),
             Step::Done(output) => return output,
         }
     }
@@ -166,12 +189,18 @@ pub trait BlockingStore {
     fn execute(&mut self, request: StorageRequest) -> Result<Vec<Reply>, StorageError>;
 }
 
-struct BlockingDriver<'a, S: ?Sized, H> {
+struct BlockingDriver<'a, S: ?Sized, H, F> {
     store: &'a mut S,
     hook: H,
+    fetch: F,
 }
 
-impl<S: BlockingStore + ?Sized, H: FnMut(HookCall) -> HookReply> Driver for BlockingDriver<'_, S, H> {
+impl<S, H, F> Driver for BlockingDriver<'_, S, H, F>
+where
+    S: BlockingStore + ?Sized,
+    H: FnMut(HookCall) -> HookReply,
+    F: FnMut(FetchRequest) -> Result<FetchResponse, FetchError>,
+{
     fn storage(&mut self, request: StorageRequest) -> impl Future<Output = Result<Vec<Reply>, StorageError>> {
         core::future::ready(self.store.execute(request))
     }
@@ -179,17 +208,35 @@ impl<S: BlockingStore + ?Sized, H: FnMut(HookCall) -> HookReply> Driver for Bloc
     fn hook(&mut self, call: HookCall) -> impl Future<Output = HookReply> {
         core::future::ready((self.hook)(call))
     }
+
+    fn fetch(&mut self, request: FetchRequest) -> impl Future<Output = Result<FetchResponse, FetchError>> {
+        core::future::ready((self.fetch)(request))
+    }
 }
 
 /// Drive `flow` with a synchronous store and hook function, on the calling
 /// thread. It runs [`drive`] itself, so sync and async drivers share one loop.
+/// Fetches are answered [`FetchError::Unsupported`]; see
+/// [`drive_blocking_with_fetch`].
 pub fn drive_blocking<T, S, H>(flow: &mut Flow<T>, store: &mut S, hook: H) -> T
 where
     T: FlowOutput + Send + 'static,
     S: BlockingStore + ?Sized,
     H: FnMut(HookCall) -> HookReply,
 {
-    let mut driver = BlockingDriver { store, hook };
+    drive_blocking_with_fetch(flow, store, hook, |_| Err(FetchError::Unsupported))
+}
+
+/// [`drive_blocking`] with a synchronous fetcher as well, for tests and
+/// tools that serve documents from memory.
+pub fn drive_blocking_with_fetch<T, S, H, F>(flow: &mut Flow<T>, store: &mut S, hook: H, fetch: F) -> T
+where
+    T: FlowOutput + Send + 'static,
+    S: BlockingStore + ?Sized,
+    H: FnMut(HookCall) -> HookReply,
+    F: FnMut(FetchRequest) -> Result<FetchResponse, FetchError>,
+{
+    let mut driver = BlockingDriver { store, hook, fetch };
     let mut fut = pin!(drive(flow, &mut driver));
     let mut cx = Context::from_waker(Waker::noop());
     // Every future of a blocking driver is ready when first polled, so one
@@ -244,6 +291,14 @@ pub(crate) type Listing = (Vec<(String, Entry)>, Option<String>);
 pub(crate) fn as_listed(reply: Reply) -> Result<Listing, OAuthError> {
     match reply {
         Reply::Listed { entries, cursor } => Ok((entries, cursor)),
+        _ => Err(OAuthError::server_error(reasons::DRIVER_PROTOCOL)),
+    }
+}
+
+/// A fetch result.
+pub(crate) fn fetch_result(input: Input) -> Result<Result<FetchResponse, FetchError>, OAuthError> {
+    match input {
+        Input::Fetch(r) => Ok(r),
         _ => Err(OAuthError::server_error(reasons::DRIVER_PROTOCOL)),
     }
 }

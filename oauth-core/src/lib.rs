@@ -18,7 +18,10 @@
 //!      `advance(Input::Storage(replies))`, one [`Reply`] per operation in
 //!      order, or `Err(StorageError)` if the batch failed;
 //!    * on [`Step::Hook`], ask your application and call
-//!      `advance(Input::Hook(reply))`.
+//!      `advance(Input::Hook(reply))`;
+//!    * on [`Step::Fetch`] (only with client ID metadata documents on),
+//!      fetch the document under the SSRF rules of [`FetchRequest`] and call
+//!      `advance(Input::Fetch(result))`.
 //! 4. [`Step::Done`] carries an [`Outcome`]: a response to send, an
 //!    authorized request for your handler (with its [`AuthContext`]), or a
 //!    request that is not the provider's business.
@@ -61,15 +64,18 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod admin;
+mod cimd;
 mod client;
 mod config;
 mod crypto;
 mod endpoint;
 mod error;
+mod fetch;
 mod flow;
 mod grant;
 mod hooks;
 mod http_util;
+mod jose;
 pub mod pkce;
 mod provider;
 mod records;
@@ -83,12 +89,16 @@ mod time;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use cimd::CimdPolicy;
 pub use config::{
     Config, ConfigError, ErrorObserver, Hooks, MIN_TTL_SECS, ProtectedResource, ProviderBuilder, RefreshPolicy,
 };
 pub use endpoint::authorize::{Approval, AuthorizationError, AuthorizationRequest, CompletedAuthorization};
 pub use error::{ErrorCode, ErrorEvent, OAuthError, Reason};
-pub use flow::{BlockingStore, Driver, Flow, FlowOutput, FlowStats, Input, Step, drive, drive_blocking};
+pub use fetch::{FetchError, FetchPurpose, FetchRequest, FetchResponse};
+pub use flow::{
+    BlockingStore, Driver, Flow, FlowOutput, FlowStats, Input, Step, drive, drive_blocking, drive_blocking_with_fetch,
+};
 pub use hooks::{HookCall, HookError, HookReply, IssuanceContext, IssuanceDecision, IssuanceKind, RegistrationContext};
 pub use provider::{AuthContext, Outcome, Provider};
 pub use rng::SecureRandom;

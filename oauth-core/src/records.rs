@@ -13,6 +13,8 @@
 //! | `grant/{grant_id}` | [`GrantRecord`] | code TTL until redeemed, then the refresh token's |
 //! | `token/{grant_id}/{credential_id}` | [`AccessRecord`] | access-token TTL |
 //! | `user/{b64url(user_id)}/{grant_id}` | [`UserGrantRecord`] | as the grant |
+//! | `cimd/{hex(sha256(url))}` | `cimd::CimdRecord` (a cached metadata document) | its cache lifetime |
+//! | `jti/{hex(sha256(client_id ‖ 0 ‖ jti))}` | a spent client assertion | `exp` + clock skew, at least 60 s |
 //!
 //! `grant_id` and `credential_id` are lower-case hex. Listing by the prefix
 //! `token/{grant_id}/` finds every access token of a grant (revocation), and

@@ -26,9 +26,9 @@
 //!
 //! | operation | needed for | on a backend without it |
 //! |---|---|---|
-//! | `Put` with `IfAbsent` | fresh ids never overwrite (clients, grants) | ids are 128-bit random; a collision is negligible |
+//! | `Put` with `IfAbsent` | fresh ids never overwrite (clients, grants); single-use `private_key_jwt` assertions (`jti`) | ids are 128-bit random; a collision is negligible. A replayed assertion may pass twice inside the backend's consistency window (Workers KV) |
 //! | `Put` with `IfRevision` | code redemption, refresh rotation | two racing redemptions may both win (Workers KV) |
-//! | `Take` | single-use replay markers (`jti`) | read-then-delete: a narrow race window |
+//! | `Take` | revocation takes the grant first, so it ends at once | read-then-delete: a narrow race window |
 //!
 //! PostgreSQL runs each as one conditional statement, DynamoDB as one
 //! conditional write; Workers KV cannot and its adapter documents the gap.

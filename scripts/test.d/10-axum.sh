@@ -14,9 +14,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo test -p adapter-axum --locked
+# All features: the SQL stores and the demo application (tests/demo.rs).
+cargo test -p adapter-axum --all-features --locked
 
-cargo build -p adapter-axum --example mcp_server --locked
+cargo build -p adapter-axum --features demo --example mcp_server --locked
 cargo build -p http-scenarios --locked
 bin="$CARGO_TARGET_DIR/debug/examples/mcp_server"
 scenarios="$CARGO_TARGET_DIR/debug/http-scenarios"

@@ -44,7 +44,7 @@ fi
 
 # --------------------------------------------------------------------- build
 log "building the mcp_server example"
-cargo build -p adapter-axum --example mcp_server --locked
+cargo build -p adapter-axum --features demo --example mcp_server --locked
 server_bin="$CARGO_TARGET_DIR/debug/examples/mcp_server"
 [ -x "$server_bin" ] || { echo "[e2e-axum] $server_bin was not built" >&2; exit 1; }
 
@@ -83,6 +83,9 @@ start_server() {
   shift
   local data="$work/$name-data" log="$work/$name.log"
   mkdir -p "$data"
+  # Created here, not by the background job's redirect, so the readiness
+  # loop below can never read it before it exists.
+  : >"$log"
   # Only the flags given here: no MCP_* or DATABASE_URL from the caller's
   # environment (without DATABASE_URL the example keeps SQLite in --data-dir).
   env -u DATABASE_URL -u MCP_BIND -u MCP_ISSUER -u MCP_DATA_DIR -u MCP_USERS -u MCP_AUTO_APPROVE \

@@ -2,10 +2,9 @@
 
 use std::path::PathBuf;
 
+use adapter_axum::demo::{DevUser, parse_refresh_ttl, validate_user_name};
 use clap::{Parser, ValueEnum};
 use oauth_core::RefreshPolicy;
-
-use crate::users::{UserSpec, validate_name};
 
 /// An OAuth 2.1-protected MCP server: a per-user todo list, with its own
 /// authorization server (dynamic client registration, sign-in and consent
@@ -46,7 +45,7 @@ pub(crate) struct Cli {
         env = "MCP_REFRESH_TOKEN_TTL",
         default_value = "2592000",
         value_name = "SECONDS|none",
-        value_parser = parse_refresh_ttl
+        value_parser = |s: &str| parse_refresh_ttl(s).map(RefreshTtl)
     )]
     pub(crate) refresh_token_ttl: RefreshTtl,
 
@@ -66,7 +65,7 @@ pub(crate) struct Cli {
         value_delimiter = ',',
         hide_env_values = true
     )]
-    pub(crate) users: Vec<UserSpec>,
+    pub(crate) users: Vec<DevUser>,
 
     /// DEVELOPMENT ONLY: approve every authorization request at once as
     /// USER, with the scopes requested and no sign-in or consent page, so
@@ -75,34 +74,13 @@ pub(crate) struct Cli {
     pub(crate) auto_approve: Option<String>,
 }
 
-/// `--refresh-token-ttl`.
+/// `--refresh-token-ttl`: seconds, or `None` for no refresh tokens. A
+/// newtype, because clap reads a bare `Option` field as "flag may be absent".
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum RefreshTtl {
-    /// Refresh tokens live this many seconds from the code exchange.
-    Secs(u64),
-    /// No refresh tokens.
-    Never,
-}
-
-impl RefreshTtl {
-    /// As `ProviderBuilder::refresh_token_ttl` takes it.
-    pub(crate) fn to_builder(self) -> Option<Option<u64>> {
-        match self {
-            Self::Secs(s) => Some(Some(s)),
-            Self::Never => None,
-        }
-    }
-}
-
-fn parse_refresh_ttl(s: &str) -> Result<RefreshTtl, String> {
-    if s.eq_ignore_ascii_case("none") {
-        return Ok(RefreshTtl::Never);
-    }
-    s.parse().map(RefreshTtl::Secs).map_err(|_| format!("expected a number of seconds or `none`, got {s:?}"))
-}
+pub(crate) struct RefreshTtl(pub(crate) Option<u64>);
 
 fn parse_user(s: &str) -> Result<String, String> {
-    validate_name(s).map(|()| s.to_owned())
+    validate_user_name(s).map(|()| s.to_owned())
 }
 
 /// `--refresh-policy`.

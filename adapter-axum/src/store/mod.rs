@@ -1,16 +1,22 @@
 //! Storage backends: PostgreSQL for production and SQLite as the embedded
-//! default, both giving exactly the semantics `oauth_core::storage`
-//! specifies.
+//! default (features `postgres` and `sqlite`), both giving exactly the
+//! semantics `oauth_core::storage` specifies, and the [`Store`] trait any
+//! other backend implements.
 
 use std::future::Future;
 
 use oauth_core::{Reply, StorageError, StorageRequest};
 
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) mod sql;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "postgres")]
 pub use postgres::PgStore;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 /// A storage backend the [`OAuthLayer`](crate::OAuthLayer) can run on.

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use crate::cimd::{self, ResolveStep, Resolver};
 use crate::client;
 use crate::config::Config;
 use crate::crypto::GrantId;
@@ -36,6 +37,7 @@ use crate::redirect_uri::find_match;
 use crate::resource::same_resource;
 use crate::rng::{Entropy, SecureRandom};
 use crate::scope::parse_scope;
+use crate::storage::Reply;
 use crate::storage::{Condition, StorageOp, StorageRequest};
 use crate::time::UnixTime;
 
@@ -99,6 +101,23 @@ pub struct AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
+    /// For a client named by a client ID metadata document URL, that URL's
+    /// host (with a non-default port), to show on the consent screen next to
+    /// the document's `client_name`: the name is the client's claim, the
+    /// host is what it proved by serving the document (CIMD draft §8.4).
+    /// `None` for registered clients.
+    pub fn client_id_host(&self) -> Option<String> {
+        if !cimd::is_url_client_id(&self.client_id) {
+            return None;
+        }
+        let url = Url::parse(&self.client_id).ok()?;
+        let host = url.host_str()?;
+        Some(match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        })
+    }
+
     /// The host the user will be sent back to, to show on the consent
     /// screen so users can spot a look-alike client.
     pub fn redirect_host(&self) -> Option<String> {
@@ -204,7 +223,9 @@ impl CompletedAuthorization {
 
 impl Provider {
     /// Validate an authorization request from its URI (the query string).
-    /// One storage round trip: the client lookup.
+    /// One storage round trip: the client lookup. A client ID metadata
+    /// document that is not cached is fetched ([`Step::Fetch`]) and then
+    /// cached, one more round trip.
     pub fn parse_authorization_request(
         &self,
         uri: &Uri,
@@ -219,7 +240,11 @@ impl Provider {
             let e = OAuthError::invalid_request(MISSING_CLIENT_ID, "client_id is required");
             return Flow::ready(Err(invalid(&cfg, e, None)));
         };
-        Flow::new(ParseMachine { cfg, params, client_id, now, started: false })
+        let metadata_document = match uses_metadata_document(&cfg, &client_id) {
+            Ok(m) => m,
+            Err(e) => return Flow::ready(Err(invalid(&cfg, e, Some(&client_id)))),
+        };
+        Flow::new(ParseMachine { cfg, params, client_id, now, metadata_document, state: ParseState::Start })
     }
 
     /// Record the user's approval of `request` and return the redirect that
@@ -249,9 +274,14 @@ impl Provider {
                 "Approved scope is malformed",
             )));
         }
+        let metadata_document = match uses_metadata_document(&cfg, &request.client_id) {
+            Ok(m) => m,
+            Err(e) => return Flow::ready(Err(e)),
+        };
         let entropy = Entropy::draw(rng, COMPLETE_ENTROPY);
         Flow::new(CompleteMachine {
             cfg,
+            metadata_document,
             request: request.clone(),
             approval,
             now,
@@ -275,6 +305,34 @@ impl OAuthError {
         self.reason = reason;
         self
     }
+}
+
+/// Whether `client_id` names a client ID metadata document (the feature is
+/// on and the id is URL-shaped); an unacceptable URL is refused here,
+/// before any storage or network.
+fn uses_metadata_document(cfg: &Config, client_id: &str) -> Result<bool, OAuthError> {
+    let Some(policy) = cfg.cimd.as_ref() else { return Ok(false) };
+    if !cimd::is_url_client_id(client_id) {
+        return Ok(false);
+    }
+    cimd::check_url(client_id, policy).map(|_| true).map_err(|(reason, d)| OAuthError::invalid_request(reason, d))
+}
+
+/// The client key read first: the registration, or the document's cache.
+fn client_lookup(client_id: &str, metadata_document: bool) -> StorageOp {
+    let key = if metadata_document { cimd::cache_key(client_id) } else { records::client_key(client_id) };
+    StorageOp::Get { key }
+}
+
+/// At the authorization endpoint a client that cannot be identified is
+/// `invalid_request` shown to the user (RFC 6749 §4.1.2.1 has no
+/// `invalid_client`); the reason says why.
+fn at_authorization_endpoint(mut e: OAuthError) -> OAuthError {
+    if e.code == ErrorCode::InvalidClient {
+        e.code = ErrorCode::InvalidRequest;
+        e.status = ErrorCode::InvalidRequest.default_status();
+    }
+    e
 }
 
 fn invalid(cfg: &Config, e: OAuthError, client_id: Option<&str>) -> AuthorizationError {
@@ -314,27 +372,83 @@ struct ParseMachine {
     params: Params,
     client_id: String,
     now: UnixTime,
-    started: bool,
+    metadata_document: bool,
+    state: ParseState,
+}
+
+enum ParseState {
+    Start,
+    Loading,
+    Resolving(Box<Resolver>),
+    /// The answer is decided; a cache write is in flight.
+    Caching(Result<AuthorizationRequest, AuthorizationError>),
+    Finished,
 }
 
 impl Machine for ParseMachine {
     type Output = Result<AuthorizationRequest, AuthorizationError>;
 
     fn advance(&mut self, input: Input) -> Step<Self::Output> {
-        if !self.started {
-            self.started = true;
-            let ops = vec![StorageOp::Get { key: records::client_key(&self.client_id) }];
-            return Step::Storage(StorageRequest { now: self.now, ops });
+        match std::mem::replace(&mut self.state, ParseState::Finished) {
+            ParseState::Start => {
+                self.state = ParseState::Loading;
+                let ops = vec![client_lookup(&self.client_id, self.metadata_document)];
+                Step::Storage(StorageRequest { now: self.now, ops })
+            }
+            ParseState::Loading => {
+                let entry =
+                    match replies(input, 1).and_then(|r| r.into_iter().next().ok_or_else(proto)).and_then(as_entry) {
+                        Ok(e) => e,
+                        Err(e) => return Step::Done(Err(invalid(&self.cfg, e, Some(&self.client_id)))),
+                    };
+                if self.metadata_document {
+                    let (resolver, step) =
+                        Resolver::start(Arc::clone(&self.cfg), &self.client_id, self.now, false, entry);
+                    return self.resolving(resolver, step);
+                }
+                let Some(client) = client::load(entry.as_ref(), &self.client_id) else {
+                    let e = OAuthError::invalid_request(UNKNOWN_CLIENT, "Unknown client");
+                    return Step::Done(Err(invalid(&self.cfg, e, Some(&self.client_id))));
+                };
+                Step::Done(self.validate(&client))
+            }
+            ParseState::Resolving(mut resolver) => {
+                let step = resolver.advance(input);
+                self.resolving(*resolver, step)
+            }
+            // The cache is an optimisation: the answer stands whether or not
+            // the write landed.
+            ParseState::Caching(result) => Step::Done(result),
+            ParseState::Finished => Step::Done(Err(AuthorizationError::Invalid(proto()))),
         }
-        let entry = match replies(input, 1).and_then(|r| r.into_iter().next().ok_or_else(proto)).and_then(as_entry) {
-            Ok(e) => e,
-            Err(e) => return Step::Done(Err(invalid(&self.cfg, e, Some(&self.client_id)))),
-        };
-        let Some(client) = client::load(entry.as_ref(), &self.client_id) else {
-            let e = OAuthError::invalid_request(UNKNOWN_CLIENT, "Unknown client");
-            return Step::Done(Err(invalid(&self.cfg, e, Some(&self.client_id))));
-        };
-        Step::Done(self.validate(&client))
+    }
+}
+
+impl ParseMachine {
+    fn resolving(&mut self, resolver: Resolver, step: ResolveStep) -> Step<<Self as Machine>::Output> {
+        match step {
+            ResolveStep::Storage(request) => {
+                self.state = ParseState::Resolving(Box::new(resolver));
+                Step::Storage(request)
+            }
+            ResolveStep::Fetch(request) => {
+                self.state = ParseState::Resolving(Box::new(resolver));
+                Step::Fetch(request)
+            }
+            ResolveStep::Done(Err(e)) => {
+                Step::Done(Err(invalid(&self.cfg, at_authorization_endpoint(e), Some(&self.client_id))))
+            }
+            ResolveStep::Done(Ok(resolved)) => {
+                let result = self.validate(&resolved.document.client);
+                match resolved.cache_write {
+                    Some(op) => {
+                        self.state = ParseState::Caching(result);
+                        Step::Storage(StorageRequest { now: self.now, ops: vec![op] })
+                    }
+                    None => Step::Done(result),
+                }
+            }
+        }
     }
 }
 
@@ -470,6 +584,7 @@ impl ParseMachine {
 
 struct CompleteMachine {
     cfg: Arc<Config>,
+    metadata_document: bool,
     request: AuthorizationRequest,
     approval: Approval,
     now: UnixTime,
@@ -481,8 +596,22 @@ struct CompleteMachine {
 enum CompleteState {
     Start,
     Loaded,
-    Written { redirect_to: String, grant_id: GrantId, old: Vec<GrantId> },
-    Revoking { redirect_to: String, grant_id: GrantId, old: Vec<GrantId>, cascade: Cascade },
+    /// A metadata-document client whose cached document has to be fetched.
+    Resolving {
+        resolver: Box<Resolver>,
+        listed: Option<Reply>,
+    },
+    Written {
+        redirect_to: String,
+        grant_id: GrantId,
+        old: Vec<GrantId>,
+    },
+    Revoking {
+        redirect_to: String,
+        grant_id: GrantId,
+        old: Vec<GrantId>,
+        cascade: Cascade,
+    },
     Finished,
 }
 
@@ -505,7 +634,7 @@ impl CompleteMachine {
     fn step(&mut self, input: Input) -> Result<Step<<Self as Machine>::Output>, OAuthError> {
         match std::mem::replace(&mut self.state, CompleteState::Finished) {
             CompleteState::Start => {
-                let mut ops = vec![StorageOp::Get { key: records::client_key(&self.request.client_id) }];
+                let mut ops = vec![client_lookup(&self.request.client_id, self.metadata_document)];
                 if self.cfg.revoke_existing_grants {
                     ops.push(StorageOp::List {
                         prefix: records::user_prefix(&self.approval.user_id),
@@ -520,32 +649,19 @@ impl CompleteMachine {
                 let expected = if self.cfg.revoke_existing_grants { 2 } else { 1 };
                 let mut r = replies(input, expected)?.into_iter();
                 let client_entry = as_entry(r.next().ok_or_else(proto)?)?;
+                let listed = r.next();
+                if self.metadata_document {
+                    let (resolver, step) =
+                        Resolver::start(Arc::clone(&self.cfg), &self.request.client_id, self.now, false, client_entry);
+                    return self.resolving(resolver, step, listed);
+                }
                 let client = client::load(client_entry.as_ref(), &self.request.client_id)
                     .ok_or_else(|| OAuthError::invalid_request(UNKNOWN_CLIENT, "Unknown client"))?;
-                if find_match(&client.redirect_uris, &self.request.redirect_uri).is_none() {
-                    return Err(OAuthError::invalid_request(
-                        REDIRECT_MISMATCH,
-                        "redirect_uri is not registered for this client",
-                    ));
-                }
-                if !pkce::is_valid_s256_challenge(&self.request.code_challenge)
-                    || !self.cfg.resources.iter().any(|r| same_resource(&self.request.resource, &r.resource))
-                {
-                    return Err(OAuthError::invalid_request(BAD_QUERY, "The authorization request is not valid"));
-                }
-                let old = match r.next() {
-                    Some(listed) => as_listed(listed)?
-                        .0
-                        .into_iter()
-                        .filter_map(|(_, e)| records::decode::<UserGrantRecord>(&e.value))
-                        .filter(|g| g.client_id == self.request.client_id && g.resource == self.request.resource)
-                        .filter_map(|g| GrantId::from_hex(&g.grant_id))
-                        .collect(),
-                    None => Vec::new(),
-                };
-                let (ops, redirect_to, grant_id) = self.write_grant()?;
-                self.state = CompleteState::Written { redirect_to, grant_id, old };
-                Ok(Step::Storage(StorageRequest { now: self.now, ops }))
+                self.with_client(&client, listed)
+            }
+            CompleteState::Resolving { mut resolver, listed } => {
+                let step = resolver.advance(input);
+                self.resolving(*resolver, step, listed)
             }
             CompleteState::Written { redirect_to, grant_id, old } => {
                 let mut r = replies(input, 2)?.into_iter();
@@ -567,6 +683,60 @@ impl CompleteMachine {
             },
             CompleteState::Finished => Err(proto()),
         }
+    }
+
+    fn resolving(
+        &mut self,
+        resolver: Resolver,
+        step: ResolveStep,
+        listed: Option<Reply>,
+    ) -> Result<Step<<Self as Machine>::Output>, OAuthError> {
+        match step {
+            ResolveStep::Storage(request) => {
+                self.state = CompleteState::Resolving { resolver: Box::new(resolver), listed };
+                Ok(Step::Storage(request))
+            }
+            ResolveStep::Fetch(request) => {
+                self.state = CompleteState::Resolving { resolver: Box::new(resolver), listed };
+                Ok(Step::Fetch(request))
+            }
+            // The document was cached when the request was parsed; a refetch
+            // here (the entry expired during consent) is not cached again.
+            ResolveStep::Done(Ok(resolved)) => self.with_client(&resolved.document.client, listed),
+            ResolveStep::Done(Err(e)) => Err(at_authorization_endpoint(e)),
+        }
+    }
+
+    /// Re-check the request against the client as it is now, then write.
+    fn with_client(
+        &mut self,
+        client: &ClientRecord,
+        listed: Option<Reply>,
+    ) -> Result<Step<<Self as Machine>::Output>, OAuthError> {
+        if find_match(&client.redirect_uris, &self.request.redirect_uri).is_none() {
+            return Err(OAuthError::invalid_request(
+                REDIRECT_MISMATCH,
+                "redirect_uri is not registered for this client",
+            ));
+        }
+        if !pkce::is_valid_s256_challenge(&self.request.code_challenge)
+            || !self.cfg.resources.iter().any(|r| same_resource(&self.request.resource, &r.resource))
+        {
+            return Err(OAuthError::invalid_request(BAD_QUERY, "The authorization request is not valid"));
+        }
+        let old = match listed {
+            Some(listed) => as_listed(listed)?
+                .0
+                .into_iter()
+                .filter_map(|(_, e)| records::decode::<UserGrantRecord>(&e.value))
+                .filter(|g| g.client_id == self.request.client_id && g.resource == self.request.resource)
+                .filter_map(|g| GrantId::from_hex(&g.grant_id))
+                .collect(),
+            None => Vec::new(),
+        };
+        let (ops, redirect_to, grant_id) = self.write_grant()?;
+        self.state = CompleteState::Written { redirect_to, grant_id, old };
+        Ok(Step::Storage(StorageRequest { now: self.now, ops }))
     }
 
     fn next_revocation(

@@ -23,6 +23,12 @@ pub(crate) fn authorization_server_document(cfg: &Config) -> Value {
         grant_types.push(TOKEN_EXCHANGE_GRANT);
     }
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    // private_key_jwt is offered only to clients with a metadata document
+    // that publishes keys, at both endpoints that authenticate clients.
+    let mut client_auth_methods = auth_methods.to_vec();
+    if cfg.cimd.is_some() {
+        client_auth_methods.push(crate::client::METHOD_PRIVATE_KEY_JWT);
+    }
     let mut doc = json!({
         "issuer": cfg.issuer,
         "authorization_endpoint": cfg.authorization_endpoint,
@@ -31,8 +37,8 @@ pub(crate) fn authorization_server_document(cfg: &Config) -> Value {
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": grant_types,
-        "token_endpoint_auth_methods_supported": auth_methods,
-        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_methods_supported": client_auth_methods,
+        "revocation_endpoint_auth_methods_supported": client_auth_methods,
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "protected_resources": cfg.resources.iter().map(|r| r.resource.as_str()).collect::<Vec<_>>(),
@@ -43,6 +49,10 @@ pub(crate) fn authorization_server_document(cfg: &Config) -> Value {
         }
         if !cfg.scopes_supported.is_empty() {
             obj.insert("scopes_supported".into(), json!(cfg.scopes_supported));
+        }
+        if cfg.cimd.is_some() {
+            obj.insert("client_id_metadata_document_supported".into(), json!(true));
+            obj.insert("token_endpoint_auth_signing_alg_values_supported".into(), json!(crate::jose::ALGORITHMS));
         }
     }
     doc

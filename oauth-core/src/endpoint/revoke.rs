@@ -6,7 +6,8 @@
 //!
 //! * `POST` only (405 with `Allow` otherwise), form-encoded.
 //! * The client authenticates exactly as at the token endpoint: Basic,
-//!   `client_secret_post`, or `client_id` alone for a public client. A
+//!   `client_secret_post`, `client_id` alone for a public client, or, for a
+//!   client ID metadata document client, `private_key_jwt` (see `cimd`). A
 //!   failure is 401 `invalid_client`, with a Basic challenge when Basic was
 //!   attempted (RFC 6749 §5.2).
 //! * `token_type_hint` is accepted and ignored (RFC 7009 §2.1 lets the server
@@ -58,11 +59,12 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
+use crate::cimd::{self, ResolveStep, Resolver};
 use crate::client::{self, ClientAuth};
 use crate::config::Config;
 use crate::crypto::{self, CredentialKind, Digest32, GrantId};
 use crate::error::{ErrorCode, OAuthError, Reason, reasons};
-use crate::flow::{Flow, Input, Machine, Step, as_entry, as_listed, one_reply, replies};
+use crate::flow::{Flow, Input, Machine, Step, as_entry, as_listed, as_written, one_reply, replies};
 use crate::grant::{Cascade, CascadeStep};
 use crate::http_util::{self, Params};
 use crate::provider::{Outcome, Provider};
@@ -111,10 +113,20 @@ pub(crate) fn start_with_params(cfg: Arc<Config>, headers: &HeaderMap, params: P
         let e = OAuthError::invalid_request(TOKEN_MISSING, "token is required");
         return Flow::ready(Outcome::Response(render(&cfg, &e, Some(auth.client_id()), auth.is_basic())));
     };
+    let metadata_document = match cfg.cimd.as_ref() {
+        Some(policy) if cimd::is_url_client_id(auth.client_id()) => {
+            if let Err((reason, description)) = cimd::check_url(auth.client_id(), policy) {
+                let e = client::invalid_client(reason, description);
+                return Flow::ready(Outcome::Response(render(&cfg, &e, Some(auth.client_id()), auth.is_basic())));
+            }
+            true
+        }
+        _ => false,
+    };
     // Only the storage identifiers are kept; the token itself is not needed
     // past this point.
     let target = Target::of(token);
-    Flow::new(Revoke { cfg, auth, now, target, state: State::Start })
+    Flow::new(Revoke { cfg, auth, now, target, metadata_document, state: State::Start })
 }
 
 /// What the presented token is, judged by its prefix and shape alone.
@@ -154,6 +166,8 @@ struct Revoke {
     auth: ClientAuth,
     now: UnixTime,
     target: Target,
+    /// The client is named by a metadata document URL.
+    metadata_document: bool,
     state: State,
 }
 
@@ -161,6 +175,16 @@ enum State {
     Start,
     /// Waiting for the client record and the token's record.
     Loaded,
+    /// Resolving a metadata-document client; `record` is the token's.
+    Resolving {
+        resolver: Box<Resolver>,
+        record: Option<Entry>,
+        refetched: bool,
+    },
+    /// Spending a client assertion's `jti`.
+    AwaitJti {
+        record: Option<Entry>,
+    },
     /// Waiting for the access record's deletion.
     Deleting,
     /// Waiting for the access tokens of a grant that is gone.
@@ -189,12 +213,30 @@ impl Revoke {
     fn step(&mut self, input: Input) -> Result<Step<Outcome>, OAuthError> {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Start => {
-                let mut ops = vec![StorageOp::Get { key: records::client_key(self.auth.client_id()) }];
+                let key = if self.metadata_document {
+                    cimd::cache_key(self.auth.client_id())
+                } else {
+                    records::client_key(self.auth.client_id())
+                };
+                let mut ops = vec![StorageOp::Get { key }];
                 ops.extend(self.target.lookup());
                 self.state = State::Loaded;
                 Ok(Step::Storage(StorageRequest { now: self.now, ops }))
             }
             State::Loaded => self.loaded(input),
+            State::Resolving { mut resolver, record, refetched } => {
+                let step = resolver.advance(input);
+                self.resolving(*resolver, step, record, refetched)
+            }
+            State::AwaitJti { record } => {
+                if !as_written(one_reply(input)?)? {
+                    return Err(client::invalid_client(
+                        crate::jose::reasons::ASSERTION_REPLAYED,
+                        "The client assertion was already used",
+                    ));
+                }
+                self.authenticated(record)
+            }
             State::Deleting => {
                 one_reply(input)?;
                 Ok(revoked())
@@ -216,13 +258,58 @@ impl Revoke {
         let expected = if matches!(self.target, Target::Unrecognised) { 1 } else { 2 };
         let mut r = replies(input, expected)?.into_iter();
         let client_entry = as_entry(r.next().ok_or_else(proto)?)?;
-        let client = client::load(client_entry.as_ref(), self.auth.client_id())
-            .ok_or_else(|| client::invalid_client(client::UNKNOWN_CLIENT, "Client authentication failed"))?;
-        client::authenticate(&client, &self.auth)?;
         let record = match r.next() {
             Some(reply) => as_entry(reply)?,
             None => None,
         };
+        if self.metadata_document {
+            let need_keys = matches!(self.auth, ClientAuth::Jwt { .. });
+            let (resolver, step) =
+                Resolver::start(Arc::clone(&self.cfg), self.auth.client_id(), self.now, need_keys, client_entry);
+            return self.resolving(resolver, step, record, false);
+        }
+        let client = client::load(client_entry.as_ref(), self.auth.client_id())
+            .ok_or_else(|| client::invalid_client(client::UNKNOWN_CLIENT, "Client authentication failed"))?;
+        client::authenticate(&client, &self.auth)?;
+        self.authenticated(record)
+    }
+
+    /// A metadata-document client: authenticate it once its document (and
+    /// keys) are in hand. Its cache entry is not written here; the token
+    /// endpoint, which it used to get the token, has done that.
+    fn resolving(
+        &mut self,
+        mut resolver: Resolver,
+        step: ResolveStep,
+        record: Option<Entry>,
+        refetched: bool,
+    ) -> Result<Step<Outcome>, OAuthError> {
+        let resolved = match step {
+            ResolveStep::Storage(request) => {
+                self.state = State::Resolving { resolver: Box::new(resolver), record, refetched };
+                return Ok(Step::Storage(request));
+            }
+            ResolveStep::Fetch(request) => {
+                self.state = State::Resolving { resolver: Box::new(resolver), record, refetched };
+                return Ok(Step::Fetch(request));
+            }
+            ResolveStep::Done(result) => result?,
+        };
+        match cimd::authenticate(&self.cfg, &self.auth, &resolved, refetched, false, self.now)? {
+            cimd::Authentication::Done => self.authenticated(record),
+            cimd::Authentication::RefetchKeys => {
+                let step = resolver.refetch_keys(resolved);
+                self.resolving(resolver, step, record, true)
+            }
+            cimd::Authentication::SpendJti(spend) => {
+                self.state = State::AwaitJti { record };
+                Ok(Step::Storage(StorageRequest { now: self.now, ops: vec![spend] }))
+            }
+        }
+    }
+
+    /// The client is authenticated: revoke what `record` shows it owns.
+    fn authenticated(&mut self, record: Option<Entry>) -> Result<Step<Outcome>, OAuthError> {
         match std::mem::replace(&mut self.target, Target::Unrecognised) {
             Target::Unrecognised => Ok(revoked()),
             Target::Access { key } => {

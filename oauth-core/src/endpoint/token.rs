@@ -11,6 +11,13 @@
 //! `invalid_target`, `invalid_scope` and PKCE failures leave the code or
 //! refresh token usable.
 //!
+//! A client named by a metadata document URL (`docs/cimd.md`) is read from
+//! the document's cache entry in the same first batch; a cache miss fetches
+//! the document, and its cache write rides along with the commit. A
+//! `private_key_jwt` client costs one more round trip between the two: the
+//! assertion's `jti` is spent (`Put IfAbsent`) once the signature and claims
+//! check out, before the grant is judged.
+//!
 //! # Single use
 //!
 //! A code is redeemed, and a refresh token rotated, by the compare-and-swap:
@@ -28,6 +35,7 @@ use http::header::{HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, Request, Response};
 use serde_json::Value;
 
+use crate::cimd::{self, ResolveStep, Resolver};
 use crate::client::{self, ClientAuth};
 use crate::config::{Config, MIN_TTL_SECS, RefreshPolicy};
 use crate::crypto::{self, CredentialKind, GrantId, SymKey};
@@ -37,6 +45,7 @@ use crate::flow::{Flow, Input, Machine, Step, as_entry, as_written, hook_reply, 
 use crate::grant::{self, AccessGrant, Cascade, CascadeStep};
 use crate::hooks::{HookCall, HookReply, IssuanceContext, IssuanceDecision, IssuanceKind};
 use crate::http_util::{self, Params};
+use crate::jose;
 use crate::pkce;
 use crate::provider::{Outcome, Provider};
 use crate::records::{self, AccessRecord, ClientRecord, GrantRecord, RefreshSlot, UserGrantRecord};
@@ -123,8 +132,29 @@ pub(crate) fn start(
             return Flow::ready(Outcome::Response(render_with_basic(&cfg, &e, None, basic)));
         }
     };
+    let metadata_document = match cfg.cimd.as_ref() {
+        Some(policy) if cimd::is_url_client_id(auth.client_id()) => {
+            if let Err((reason, description)) = cimd::check_url(auth.client_id(), policy) {
+                let e = client::invalid_client(reason, description);
+                return Flow::ready(Outcome::Response(render(&cfg, &e, Some(&auth))));
+            }
+            true
+        }
+        _ => false,
+    };
     let entropy = Entropy::draw(rng, grant::MINT_ENTROPY);
-    let machine = TokenMachine { cfg, kind, params, auth, now, entropy, state: State::Start, attempts: 0 };
+    let machine = TokenMachine {
+        cfg,
+        kind,
+        params,
+        auth,
+        now,
+        entropy,
+        state: State::Start,
+        attempts: 0,
+        metadata_document,
+        assertion_checked: false,
+    };
     Flow::new(machine)
 }
 
@@ -159,21 +189,53 @@ struct TokenMachine {
     entropy: Entropy,
     state: State,
     attempts: u8,
+    /// The client is named by a metadata document URL.
+    metadata_document: bool,
+    /// A `private_key_jwt` assertion was verified and its `jti` spent; a
+    /// `grace` retry must not spend it again.
+    assertion_checked: bool,
+}
+
+/// What round 1 read besides the client: the grant, or the subject
+/// token's record.
+struct Loaded {
+    grant_id: Option<GrantId>,
+    second: Option<Entry>,
 }
 
 enum State {
     Start,
-    Loaded { grant_id: Option<GrantId> },
+    Loaded {
+        grant_id: Option<GrantId>,
+    },
+    /// Resolving a metadata-document client (cache miss, fetches).
+    Resolving {
+        resolver: Box<Resolver>,
+        loaded: Loaded,
+        refetched: bool,
+    },
+    /// Spending the assertion's `jti`.
+    AwaitJti {
+        client: Box<ClientRecord>,
+        loaded: Loaded,
+        extra: usize,
+    },
     AwaitHook(Box<Validated>),
     Committing(Box<Committed>),
-    Revoking { cascade: Cascade, error: OAuthError },
+    Revoking {
+        cascade: Cascade,
+        error: OAuthError,
+    },
     Finished,
 }
 
 /// What validation established, before anything is written.
 struct Validated {
     client: ClientRecord,
-    client_entry: Entry,
+    /// The registration as read (for renewal); `None` for metadata documents.
+    client_entry: Option<Entry>,
+    /// Writes to append to the commit (a metadata document's cache entry).
+    extra_ops: Vec<StorageOp>,
     grant_id: GrantId,
     /// The grant and the revision read (code and refresh grants).
     grant: Option<(GrantRecord, u64)>,
@@ -266,14 +328,23 @@ impl TokenMachine {
     fn step(&mut self, input: Input) -> Result<Step<Outcome>, Failure> {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Start => self.load(),
-            State::Loaded { grant_id } => {
-                let validated = self.validate(input, grant_id)?;
-                if self.cfg.hooks.token_issuance {
-                    let call = HookCall::TokenIssuance(self.issuance_context(&validated));
-                    self.state = State::AwaitHook(Box::new(validated));
-                    return Ok(Step::Hook(call));
+            State::Loaded { grant_id } => self.loaded(input, grant_id),
+            State::Resolving { mut resolver, loaded, refetched } => {
+                let step = resolver.advance(input);
+                self.resolving(*resolver, step, loaded, refetched)
+            }
+            State::AwaitJti { client, loaded, extra } => {
+                let mut r = replies(input, 1 + extra)?.into_iter();
+                if !as_written(r.next().ok_or_else(proto)?)? {
+                    return Err(client::invalid_client(
+                        jose::reasons::ASSERTION_REPLAYED,
+                        "The client assertion was already used",
+                    )
+                    .into());
                 }
-                self.commit(validated, IssuanceDecision::default())
+                self.assertion_checked = true;
+                let validated = self.validate_grant(*client, None, loaded, Vec::new())?;
+                self.validated(validated)
             }
             State::AwaitHook(validated) => {
                 let decision = match hook_reply(input)? {
@@ -314,7 +385,12 @@ impl TokenMachine {
         };
         let credential = self.credential().ok_or(missing)?;
         let parsed = crypto::parse(self.credential_kind(), credential);
-        let mut ops = vec![StorageOp::Get { key: records::client_key(self.auth.client_id()) }];
+        let client_key = if self.metadata_document {
+            cimd::cache_key(self.auth.client_id())
+        } else {
+            records::client_key(self.auth.client_id())
+        };
+        let mut ops = vec![StorageOp::Get { key: client_key }];
         if let Some(p) = &parsed {
             ops.push(StorageOp::Get {
                 key: match self.kind {
@@ -327,7 +403,8 @@ impl TokenMachine {
         Ok(Step::Storage(StorageRequest { now: self.now, ops }))
     }
 
-    fn validate(&mut self, input: Input, grant_id: Option<GrantId>) -> Result<Validated, Failure> {
+    /// Round 1 answered: find and authenticate the client.
+    fn loaded(&mut self, input: Input, grant_id: Option<GrantId>) -> Result<Step<Outcome>, Failure> {
         let expected = if grant_id.is_some() { 2 } else { 1 };
         let mut r = replies(input, expected)?.into_iter();
         let client_entry = as_entry(r.next().ok_or_else(proto)?)?;
@@ -335,6 +412,13 @@ impl TokenMachine {
             Some(reply) => as_entry(reply)?,
             None => None,
         };
+        let loaded = Loaded { grant_id, second };
+        if self.metadata_document {
+            let need_keys = matches!(self.auth, ClientAuth::Jwt { .. }) && !self.assertion_checked;
+            let (resolver, step) =
+                Resolver::start(Arc::clone(&self.cfg), self.auth.client_id(), self.now, need_keys, client_entry);
+            return self.resolving(resolver, step, loaded, false);
+        }
 
         // The client first: RFC 6749 §5.2 puts invalid_client before any
         // judgement of the grant.
@@ -342,6 +426,72 @@ impl TokenMachine {
             .ok_or_else(|| client::invalid_client(client::UNKNOWN_CLIENT, "Client authentication failed"))?;
         let client_entry = client_entry.ok_or_else(proto)?;
         client::authenticate(&client, &self.auth)?;
+        let validated = self.validate_grant(client, Some(client_entry), loaded, Vec::new())?;
+        self.validated(validated)
+    }
+
+    /// Everything is judged: ask the hook, or commit.
+    fn validated(&mut self, validated: Validated) -> Result<Step<Outcome>, Failure> {
+        if self.cfg.hooks.token_issuance {
+            let call = HookCall::TokenIssuance(self.issuance_context(&validated));
+            self.state = State::AwaitHook(Box::new(validated));
+            return Ok(Step::Hook(call));
+        }
+        self.commit(validated, IssuanceDecision::default())
+    }
+
+    /// A metadata-document client: its document (and keys) resolved, or a
+    /// step towards that.
+    fn resolving(
+        &mut self,
+        mut resolver: Resolver,
+        step: ResolveStep,
+        loaded: Loaded,
+        refetched: bool,
+    ) -> Result<Step<Outcome>, Failure> {
+        let resolved = match step {
+            ResolveStep::Storage(request) => {
+                self.state = State::Resolving { resolver: Box::new(resolver), loaded, refetched };
+                return Ok(Step::Storage(request));
+            }
+            ResolveStep::Fetch(request) => {
+                self.state = State::Resolving { resolver: Box::new(resolver), loaded, refetched };
+                return Ok(Step::Fetch(request));
+            }
+            ResolveStep::Done(result) => result?,
+        };
+        let client = resolved.document.client.clone();
+        let extra_ops: Vec<StorageOp> = resolved.cache_write.iter().cloned().collect();
+        let verdict =
+            cimd::authenticate(&self.cfg, &self.auth, &resolved, refetched, self.assertion_checked, self.now)?;
+        match verdict {
+            cimd::Authentication::Done => {
+                let validated = self.validate_grant(client, None, loaded, extra_ops)?;
+                self.validated(validated)
+            }
+            cimd::Authentication::RefetchKeys => {
+                let step = resolver.refetch_keys(resolved);
+                self.resolving(resolver, step, loaded, true)
+            }
+            cimd::Authentication::SpendJti(spend) => {
+                let extra = extra_ops.len();
+                let mut ops = vec![spend];
+                ops.extend(extra_ops);
+                self.state = State::AwaitJti { client: Box::new(client), loaded, extra };
+                Ok(Step::Storage(StorageRequest { now: self.now, ops }))
+            }
+        }
+    }
+
+    /// Judge the grant for an authenticated client.
+    fn validate_grant(
+        &mut self,
+        client: ClientRecord,
+        client_entry: Option<Entry>,
+        loaded: Loaded,
+        extra_ops: Vec<StorageOp>,
+    ) -> Result<Validated, Failure> {
+        let Loaded { grant_id, second } = loaded;
         let grant_type = match self.kind {
             Kind::Code => "authorization_code",
             Kind::Refresh => "refresh_token",
@@ -378,13 +528,15 @@ impl TokenMachine {
         let entry = second.ok_or_else(invalid)?;
         let credential = self.credential().ok_or_else(proto)?.to_owned();
 
-        match self.kind {
+        let mut validated = match self.kind {
             Kind::Code => self.validate_code(client, client_entry, grant_id, &entry, &credential, resource_param),
             Kind::Refresh => self.validate_refresh(client, client_entry, grant_id, &entry, &credential, resource_param),
             Kind::Exchange => {
                 self.validate_exchange(client, client_entry, grant_id, &entry, &credential, resource_param)
             }
-        }
+        }?;
+        validated.extra_ops = extra_ops;
+        Ok(validated)
     }
 
     fn check_resource(&self, requested: Option<&str>, granted: &str) -> Result<(), OAuthError> {
@@ -423,7 +575,7 @@ impl TokenMachine {
     fn validate_code(
         &self,
         client: ClientRecord,
-        client_entry: Entry,
+        client_entry: Option<Entry>,
         grant_id: GrantId,
         entry: &Entry,
         code: &str,
@@ -477,6 +629,7 @@ impl TokenMachine {
         Ok(Validated {
             client,
             client_entry,
+            extra_ops: Vec::new(),
             grant_id,
             grant: Some((grant, entry.revision)),
             subject: None,
@@ -491,7 +644,7 @@ impl TokenMachine {
     fn validate_refresh(
         &self,
         client: ClientRecord,
-        client_entry: Entry,
+        client_entry: Option<Entry>,
         grant_id: GrantId,
         entry: &Entry,
         token: &str,
@@ -530,6 +683,7 @@ impl TokenMachine {
         Ok(Validated {
             client,
             client_entry,
+            extra_ops: Vec::new(),
             grant_id,
             grant: Some((grant, entry.revision)),
             subject: None,
@@ -544,7 +698,7 @@ impl TokenMachine {
     fn validate_exchange(
         &self,
         client: ClientRecord,
-        client_entry: Entry,
+        client_entry: Option<Entry>,
         grant_id: GrantId,
         entry: &Entry,
         token: &str,
@@ -577,6 +731,7 @@ impl TokenMachine {
         Ok(Validated {
             client,
             client_entry,
+            extra_ops: Vec::new(),
             grant_id,
             grant: None,
             subject: Some(record),
@@ -719,9 +874,12 @@ impl TokenMachine {
         let (access_token, access_op) = grant::mint_access(&access, self.now, &mut self.entropy)?;
         let has_cas = v.grant.is_some();
         ops.push(access_op);
-        if let Some(renew) = client::renewal(&v.client, &v.client_entry, self.now) {
+        if let Some(renew) = v.client_entry.as_ref().and_then(|e| client::renewal(&v.client, e, self.now)) {
             ops.push(renew);
         }
+        // Trailing writes whose replies are not read: the cache is an
+        // optimisation and changes nothing whether or not it lands.
+        ops.extend(v.extra_ops.iter().cloned());
 
         let expires_in = self.now.until(access_expires);
         let mut response =

@@ -15,7 +15,7 @@ use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::todos::{TodoError, TodoStore};
+use super::todos::{TodoError, TodoStore};
 
 /// Reading the list.
 pub(crate) const READ: &str = "todo:read";
@@ -90,11 +90,11 @@ impl TodoServer {
 }
 
 /// A todo failure as the tool's answer: the caller's mistakes as tool
-/// errors, database trouble as a logged internal error without detail.
+/// errors, storage trouble as a logged internal error without detail.
 fn todo_failure(e: TodoError) -> Result<CallToolResult, ErrorData> {
     match e {
         TodoError::Invalid(message) => Ok(CallToolResult::error(vec![ContentBlock::text(message)])),
-        TodoError::Database(error) => {
+        TodoError::Storage(error) => {
             tracing::error!(%error, "todo storage failed");
             Err(ErrorData::internal_error("the todo store is unavailable; try again", None))
         }

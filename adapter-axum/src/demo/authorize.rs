@@ -6,36 +6,53 @@
 //! `complete_authorization` and `deny_authorization`; this module is the
 //! user interface around them.
 //!
+//! Its state lives in the store, not in process memory, so a page served by
+//! one replica (or Lambda instance) can be posted to another:
+//!
+//! | key | record | expiry |
+//! |---|---|---|
+//! | `demo-authz/{id}` | a validated request waiting for the user | 10 minutes from the page |
+//! | `demo-session/{browser}` | the user a browser signed in as | 8 hours |
+//! | `demo-browser/{old}` | the id a browser moved to when it signed in | 10 minutes |
+//! | `demo-signin-failures/{b64url(user)}` | recent wrong passwords for an account | the end of the window |
+//!
 //! How the forms are protected:
 //! * The validated [`AuthorizationRequest`] stays on the server, in a
-//!   short-lived pending entry keyed by a random id. Forms carry only that
+//!   short-lived pending record keyed by a random id. Forms carry only that
 //!   id and a random CSRF token, so nothing the client asked for can be
 //!   edited on the way through the page.
-//! * Each pending entry is bound to the browser that opened it by a random
+//! * Each pending record is bound to the browser that opened it by a random
 //!   browser id in an HttpOnly, SameSite=Lax cookie (`__Host-` prefixed and
-//!   Secure when the issuer is https). A form post must present the entry's
+//!   Secure when the issuer is https). A form post must present the record's
 //!   CSRF token and come from that browser.
 //! * Signing in replaces the browser id (no session fixation) and the CSRF
-//!   token; an entry is removed when it is decided, so each is used once.
-//! * Failed sign-ins are counted per entry (after a few, the entry is gone)
+//!   token. Other pages the browser has open stay bound to the old id; a
+//!   short-lived `demo-browser/{old}` record names the new one, so their
+//!   forms are still accepted from this browser, and only from it.
+//! * A decision takes the pending record (an atomic read-and-delete), so
+//!   each page is decided once, even when posted twice at the same moment.
+//! * Failed sign-ins are counted per page (after a few, the page is gone)
 //!   and per user name (after more, the name is locked for a while).
+//!
+//! Every `GET /authorize` with a valid client stores one pending record for
+//! ten minutes; a public deployment rate-limits that endpoint at its edge.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use adapter_axum::OAuth;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
-use oauth_core::{Approval, AuthorizationError, AuthorizationRequest};
+use oauth_core::{Approval, AuthorizationError, AuthorizationRequest, Condition, UnixTime};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::db::Db;
-use crate::html::{self, escape};
-use crate::users::Users;
+use super::html::{self, escape};
+use super::records::{AnyStore, RecordError, Records, Versioned, user_segment};
+use super::users::Users;
+use crate::{EnvironmentError, OAuth};
 
 /// How long the sign-in and consent pages stay usable.
 const PENDING_TTL: Duration = Duration::from_secs(10 * 60);
@@ -48,36 +65,65 @@ const MAX_LOGIN_ATTEMPTS: u32 = 5;
 /// Page-level counting alone would let a script open page after page.
 const MAX_ACCOUNT_FAILURES: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Bounds on the in-memory tables, so a flood of page loads cannot exhaust
-/// memory; expired entries are purged first.
-const MAX_PENDING: usize = 10_000;
-const MAX_SESSIONS: usize = 10_000;
+/// Compare-and-swap attempts on one record before giving up.
+const CAS_ATTEMPTS: usize = 8;
+/// Sign-ins followed from a page's browser id to the browser's current one:
+/// more than anyone completes in one page's ten minutes.
+const MAX_BROWSER_MOVES: usize = 8;
 
 /// One authorization request waiting for the user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Pending {
     request: AuthorizationRequest,
     csrf: String,
     browser: String,
     user: Option<String>,
-    expires: Instant,
     failed_logins: u32,
-}
-
-/// Recent wrong passwords for one user name.
-struct Failures {
-    count: u32,
-    window_start: Instant,
+    /// Unix seconds; kept in the value so that updates keep the page's
+    /// original deadline instead of extending it.
+    expires_at: u64,
 }
 
 /// A browser that signed in.
+#[derive(Debug, Serialize, Deserialize)]
 struct Session {
     user: String,
-    expires: Instant,
+}
+
+/// Where a browser id went when the browser signed in.
+#[derive(Debug, Serialize, Deserialize)]
+struct Moved {
+    browser: String,
+}
+
+/// Recent wrong passwords for one user name.
+#[derive(Debug, Serialize, Deserialize)]
+struct Failures {
+    count: u32,
+    /// Unix seconds.
+    window_start: u64,
+}
+
+fn pending_key(id: &str) -> String {
+    format!("demo-authz/{id}")
+}
+
+fn session_key(browser: &str) -> String {
+    format!("demo-session/{browser}")
+}
+
+fn moved_key(browser: &str) -> String {
+    format!("demo-browser/{browser}")
+}
+
+fn failures_key(user: &str) -> String {
+    format!("demo-signin-failures/{}", user_segment(user))
 }
 
 /// Everything the authorization page needs.
 pub(crate) struct AuthPages {
-    oauth: OAuth<Db>,
+    oauth: OAuth<AnyStore>,
+    records: Records,
     users: Users,
     /// Development only: approve every request as this user, without a page.
     auto_approve: Option<String>,
@@ -87,14 +133,45 @@ pub(crate) struct AuthPages {
     secure_cookies: bool,
     /// The issuer's path, which prefixes this page's own routes.
     base: String,
-    pending: Mutex<HashMap<String, Pending>>,
-    sessions: Mutex<HashMap<String, Session>>,
-    failures: Mutex<HashMap<String, Failures>>,
+}
+
+/// Why a request to the pages cannot go on.
+enum Refusal {
+    /// The page is unknown, expired or already decided.
+    Expired,
+    /// The form did not come from the page this browser was sent.
+    Forged,
+    /// The store, clock or generator failed.
+    Failed(RecordError),
+}
+
+impl From<RecordError> for Refusal {
+    fn from(e: RecordError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl Refusal {
+    fn response(&self) -> Response {
+        match self {
+            Self::Expired => html::error_page(
+                StatusCode::BAD_REQUEST,
+                "This page has expired",
+                "Sign-in pages are valid for ten minutes and can be used once.",
+            ),
+            Self::Forged => html::error_page(
+                StatusCode::FORBIDDEN,
+                "This form cannot be accepted",
+                "It was not submitted from the page this server sent to this browser.",
+            ),
+            Self::Failed(e) => unavailable(e),
+        }
+    }
 }
 
 impl AuthPages {
     pub(crate) fn new(
-        oauth: OAuth<Db>,
+        oauth: OAuth<AnyStore>,
         users: Users,
         demo_account: bool,
         auto_approve: Option<String>,
@@ -106,72 +183,77 @@ impl AuthPages {
         // Browsers reject Secure cookies over plain http, so local
         // development uses an unprefixed name.
         let cookie_name = if secure_cookies { "__Host-mcp_session" } else { "mcp_session" };
-        Self {
-            oauth,
-            users,
-            auto_approve,
-            demo_account,
-            cookie_name,
-            secure_cookies,
-            base,
-            pending: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn pending(&self) -> MutexGuard<'_, HashMap<String, Pending>> {
-        // A panic while holding the lock leaves the maps consistent (every
-        // update is a single insert or remove), so a poisoned lock is usable.
-        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
-        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn failures(&self) -> MutexGuard<'_, HashMap<String, Failures>> {
-        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        let records = Records::new(oauth.clone());
+        Self { oauth, records, users, auto_approve, demo_account, cookie_name, secure_cookies, base }
     }
 
     /// Whether `username` is locked after too many wrong passwords.
-    fn throttled(&self, username: &str) -> bool {
-        self.failures()
-            .get(username)
-            .is_some_and(|f| f.count >= MAX_ACCOUNT_FAILURES && f.window_start.elapsed() < FAILURE_WINDOW)
+    async fn throttled(&self, username: &str) -> Result<bool, RecordError> {
+        // Only accounts are counted (see `record_failure`).
+        if !self.users.exists(username) {
+            return Ok(false);
+        }
+        let failures = self.records.get::<Failures>(&failures_key(username)).await?;
+        // The record expires with its window, so a live one is current.
+        Ok(failures.is_some_and(|f| f.value.count >= MAX_ACCOUNT_FAILURES))
     }
 
     /// Count a wrong password for `username`. Only accounts are tracked (a
-    /// name without one cannot be guessed into), so the table is bounded by
-    /// the number of accounts.
-    fn record_failure(&self, username: &str) {
+    /// name without one cannot be guessed into), so the records are bounded
+    /// by the number of accounts.
+    async fn record_failure(&self, username: &str) -> Result<(), RecordError> {
         if !self.users.exists(username) {
-            return;
+            return Ok(());
         }
-        let mut failures = self.failures();
-        let now = Instant::now();
-        let entry = failures.entry(username.to_owned()).or_insert(Failures { count: 0, window_start: now });
-        if entry.window_start.elapsed() >= FAILURE_WINDOW {
-            *entry = Failures { count: 0, window_start: now };
+        let key = failures_key(username);
+        for _ in 0..CAS_ATTEMPTS {
+            let now = self.records.now()?;
+            let (next, revision, condition) = match self.records.get::<Failures>(&key).await? {
+                Some(Versioned { value, revision }) => (
+                    Failures { count: value.count.saturating_add(1), window_start: value.window_start },
+                    revision.wrapping_add(1),
+                    Condition::IfRevision(revision),
+                ),
+                // No live record: a new window starts now.
+                None => (Failures { count: 1, window_start: now.as_secs() }, 1, Condition::IfAbsent),
+            };
+            let window_end = UnixTime::from_secs(next.window_start).plus(FAILURE_WINDOW.as_secs());
+            if self.records.put(&key, &next, revision, Some(window_end), condition).await? {
+                if next.count == MAX_ACCOUNT_FAILURES {
+                    tracing::warn!(
+                        user = username,
+                        "account locked for {} minutes after repeated wrong passwords",
+                        FAILURE_WINDOW.as_secs() / 60
+                    );
+                }
+                return Ok(());
+            }
         }
-        entry.count += 1;
-        if entry.count == MAX_ACCOUNT_FAILURES {
-            tracing::warn!(
-                user = username,
-                "account locked for {} minutes after repeated wrong passwords",
-                FAILURE_WINDOW.as_secs() / 60
-            );
-        }
-    }
-
-    fn clear_failures(&self, username: &str) {
-        self.failures().remove(username);
+        // Lost every race: as many failures are being counted at once, and
+        // the account will lock from those.
+        Ok(())
     }
 
     /// The user this browser is signed in as, if any.
-    fn signed_in(&self, browser: &str) -> Option<String> {
-        let sessions = self.sessions();
-        sessions.get(browser).filter(|s| s.expires > Instant::now()).map(|s| s.user.clone())
+    async fn signed_in(&self, browser: &str) -> Result<Option<String>, RecordError> {
+        Ok(self.records.get::<Session>(&session_key(browser)).await?.map(|s| s.value.user))
+    }
+
+    /// Whether the browser presenting the id `cookie` is the one `bound`
+    /// was given: the same id, or the id it moved to by signing in since.
+    async fn same_browser(&self, bound: &str, cookie: Option<&str>) -> Result<bool, RecordError> {
+        let Some(cookie) = cookie else { return Ok(false) };
+        let mut current = bound.to_owned();
+        for _ in 0..=MAX_BROWSER_MOVES {
+            if current.as_bytes().ct_eq(cookie.as_bytes()).into() {
+                return Ok(true);
+            }
+            match self.records.get::<Moved>(&moved_key(&current)).await? {
+                Some(moved) => current = moved.value.browser,
+                None => return Ok(false),
+            }
+        }
+        Ok(false)
     }
 
     fn set_cookie(&self, value: &str) -> HeaderValue {
@@ -199,6 +281,49 @@ impl AuthPages {
 
     fn path(&self, page: &str) -> String {
         format!("{}/authorize{page}", self.base)
+    }
+
+    /// The pending record `id` names, if it is live and this browser's.
+    async fn pending_for(&self, id: &str, browser: Option<&str>) -> Result<Versioned<Pending>, Refusal> {
+        // Ids are ours (random hex); anything else names no record.
+        if !is_token(id) {
+            return Err(Refusal::Expired);
+        }
+        let entry = self.records.get::<Pending>(&pending_key(id)).await?.ok_or(Refusal::Expired)?;
+        if !self.same_browser(&entry.value.browser, browser).await? {
+            return Err(Refusal::Forged);
+        }
+        Ok(entry)
+    }
+
+    /// Find the pending record a form names and check that this browser
+    /// posted it with the record's CSRF token.
+    async fn check_form(&self, form: &Form, browser: Option<&str>) -> Result<(String, Versioned<Pending>), Refusal> {
+        let id = form.get("request").unwrap_or_default();
+        let entry = self.pending_for(id, browser).await?;
+        let csrf_ok: bool = form.get("csrf").unwrap_or_default().as_bytes().ct_eq(entry.value.csrf.as_bytes()).into();
+        if !csrf_ok {
+            return Err(Refusal::Forged);
+        }
+        Ok((id.to_owned(), entry))
+    }
+
+    /// Take the pending record `id` (so it is decided once) and check that
+    /// it is still the one the form was checked against.
+    async fn take_pending(&self, id: &str, form: &Form) -> Result<Pending, Refusal> {
+        let taken = self.records.take::<Pending>(&pending_key(id)).await?.ok_or(Refusal::Expired)?;
+        // A sign-in racing with this post may have replaced the CSRF token
+        // between the check and the take; the post then loses.
+        let csrf_ok: bool = form.get("csrf").unwrap_or_default().as_bytes().ct_eq(taken.csrf.as_bytes()).into();
+        if csrf_ok { Ok(taken) } else { Err(Refusal::Forged) }
+    }
+
+    /// Replace the pending record `id` read at `revision`, keeping its
+    /// deadline; false if it changed or expired meanwhile.
+    async fn update_pending(&self, id: &str, entry: &Pending, revision: u64) -> Result<bool, RecordError> {
+        let expires = Some(UnixTime::from_secs(entry.expires_at));
+        let condition = Condition::IfRevision(revision);
+        self.records.put(&pending_key(id), entry, revision.wrapping_add(1), expires, condition).await
     }
 
     /// Record a grant and send the user agent back to the client.
@@ -243,184 +368,136 @@ pub(crate) async fn authorize(State(app): State<Arc<AuthPages>>, headers: Header
         return app.complete(&request, approval).await;
     }
 
-    let (browser, new_cookie) = match app.browser_cookie(&headers) {
+    match show_authorize(&app, request, &headers).await {
+        Ok(resp) => resp,
+        Err(e) => unavailable(&e),
+    }
+}
+
+async fn show_authorize(
+    app: &AuthPages,
+    request: AuthorizationRequest,
+    headers: &HeaderMap,
+) -> Result<Response, RecordError> {
+    let (browser, new_cookie) = match app.browser_cookie(headers) {
         Some(b) => (b, false),
-        None => match random_token() {
-            Some(b) => (b, true),
-            None => return random_failure(),
-        },
+        None => (random_token()?, true),
     };
-    let user = app.signed_in(&browser);
-    let (Some(id), Some(csrf)) = (random_token(), random_token()) else {
-        return random_failure();
-    };
+    let user = app.signed_in(&browser).await?;
+    let (id, csrf) = (random_token()?, random_token()?);
     let page = match &user {
-        Some(user) => consent_page(&app, &request, user, &id, &csrf),
-        None => login_page(&app, &request, &id, &csrf, None, ""),
+        Some(user) => consent_page(app, &request, user, &id, &csrf),
+        None => login_page(app, &request, &id, &csrf, None, ""),
     };
-    {
-        let mut pending = app.pending();
-        if pending.len() >= MAX_PENDING {
-            let now = Instant::now();
-            pending.retain(|_, p| p.expires > now);
-            if pending.len() >= MAX_PENDING {
-                return html::error_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Too many sign-ins in progress",
-                    "Please try again in a few minutes.",
-                );
-            }
-        }
-        let expires = Instant::now() + PENDING_TTL;
-        pending.insert(id, Pending { request, csrf, browser: browser.clone(), user, expires, failed_logins: 0 });
+    let expires = app.records.now()?.plus(PENDING_TTL.as_secs());
+    let pending =
+        Pending { request, csrf, browser: browser.clone(), user, failed_logins: 0, expires_at: expires.as_secs() };
+    // The id is 256 random bits: IfAbsent only guards against a broken
+    // generator handing out an id twice.
+    if !app.records.put(&pending_key(&id), &pending, 1, Some(expires), Condition::IfAbsent).await? {
+        return Err(RecordError::Corrupt("a fresh page id was already in use"));
     }
     let mut resp = page;
     if new_cookie {
         resp.headers_mut().append(header::SET_COOKIE, app.set_cookie(&browser));
     }
-    resp
-}
-
-/// Why a posted form is refused before anything else is looked at.
-enum FormRejection {
-    Expired,
-    Forged,
-}
-
-impl FormRejection {
-    fn response(&self) -> Response {
-        match self {
-            Self::Expired => html::error_page(
-                StatusCode::BAD_REQUEST,
-                "This page has expired",
-                "Sign-in pages are valid for ten minutes and can be used once.",
-            ),
-            Self::Forged => html::error_page(
-                StatusCode::FORBIDDEN,
-                "This form cannot be accepted",
-                "It was not submitted from the page this server sent to this browser.",
-            ),
-        }
-    }
-}
-
-/// Find the pending entry a form names and check that this browser posted
-/// it with the entry's CSRF token; returns the entry's id. Expired entries
-/// are removed.
-fn check_form(
-    pending: &mut HashMap<String, Pending>,
-    form: &Form,
-    browser: Option<&str>,
-) -> Result<String, FormRejection> {
-    let id = form.get("request").unwrap_or_default();
-    if pending.get(id).is_some_and(|p| p.expires <= Instant::now()) {
-        pending.remove(id);
-    }
-    let entry = pending.get(id).ok_or(FormRejection::Expired)?;
-    let csrf_ok: bool = form.get("csrf").unwrap_or_default().as_bytes().ct_eq(entry.csrf.as_bytes()).into();
-    if !csrf_ok || browser != Some(entry.browser.as_str()) {
-        return Err(FormRejection::Forged);
-    }
-    Ok(id.to_owned())
+    Ok(resp)
 }
 
 /// `POST /authorize/login`: check the password, then show the consent page.
 pub(crate) async fn login(State(app): State<Arc<AuthPages>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let browser = app.browser_cookie(&headers);
+    match try_login(&app, &form, browser.as_deref()).await {
+        Ok(resp) => resp,
+        Err(refusal) => refusal.response(),
+    }
+}
 
+async fn try_login(app: &AuthPages, form: &Form, browser: Option<&str>) -> Result<Response, Refusal> {
+    // Forged or stale posts are refused before they count as attempts.
+    let (id, _) = app.check_form(form, browser).await?;
     if form.get("action") == Some("cancel") {
-        let request = {
-            let mut pending = app.pending();
-            let id = match check_form(&mut pending, &form, browser.as_deref()) {
-                Ok(id) => id,
-                Err(rejection) => return rejection.response(),
-            };
-            match pending.remove(&id) {
-                Some(p) => p.request,
-                None => return FormRejection::Expired.response(),
-            }
-        };
-        return deny(&app, &request);
+        let pending = app.take_pending(&id, form).await?;
+        return Ok(deny(app, &pending.request));
     }
 
     let username = form.get("username").unwrap_or_default().trim().to_owned();
     let password = form.get("password").unwrap_or_default();
-    // Forged or stale posts are refused before they count as attempts.
-    if let Err(rejection) = check_form(&mut app.pending(), &form, browser.as_deref()) {
-        return rejection.response();
-    }
-    if app.throttled(&username) {
-        return html::error_page(
+    if app.throttled(&username).await? {
+        return Ok(html::error_page(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed sign-ins",
             "This account is locked for a few minutes after repeated wrong passwords. Try again later.",
-        );
+        ));
     }
     let user = app.users.verify(&username, password);
     // Typed user names are logged only when they name an account: a
     // password typed into the wrong field must not reach the log.
     let known = if app.users.exists(&username) { username.as_str() } else { "(unknown)" };
 
-    let (Some(new_browser), Some(new_csrf)) = (random_token(), random_token()) else {
-        return random_failure();
-    };
-    let mut pending = app.pending();
-    let id = match check_form(&mut pending, &form, browser.as_deref()) {
-        Ok(id) => id,
-        Err(rejection) => return rejection.response(),
-    };
-    let Some(entry) = pending.get_mut(&id) else {
-        return FormRejection::Expired.response();
-    };
     let Some(user) = user else {
-        app.record_failure(&username);
-        entry.failed_logins += 1;
-        if entry.failed_logins >= MAX_LOGIN_ATTEMPTS {
-            pending.remove(&id);
-            tracing::warn!(user = known, "too many failed sign-ins on one page");
-            return html::error_page(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many failed sign-ins",
-                "This sign-in page is no longer valid.",
-            );
+        app.record_failure(&username).await?;
+        for _ in 0..CAS_ATTEMPTS {
+            let (_, Versioned { value: mut entry, revision }) = app.check_form(form, browser).await?;
+            entry.failed_logins = entry.failed_logins.saturating_add(1);
+            if entry.failed_logins >= MAX_LOGIN_ATTEMPTS {
+                app.records.delete(&pending_key(&id)).await?;
+                tracing::warn!(user = known, "too many failed sign-ins on one page");
+                return Ok(html::error_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many failed sign-ins",
+                    "This sign-in page is no longer valid.",
+                ));
+            }
+            if app.update_pending(&id, &entry, revision).await? {
+                tracing::info!(user = known, "failed sign-in");
+                let error = Some("Wrong username or password.");
+                return Ok(login_page(app, &entry.request, &id, &entry.csrf, error, &username));
+            }
         }
-        tracing::info!(user = known, "failed sign-in");
-        return login_page(&app, &entry.request, &id, &entry.csrf, Some("Wrong username or password."), &username);
+        // Lost every race on this page: so many posts at once are a script.
+        return Err(Refusal::Expired);
     };
-    app.clear_failures(&user);
 
     // Signed in: a fresh browser id so an id planted before sign-in is
     // worth nothing afterwards, and a fresh CSRF token for the next form.
-    let old_browser = std::mem::replace(&mut entry.browser, new_browser.clone());
+    let (new_browser, new_csrf) = (random_token()?, random_token()?);
+    let (_, Versioned { value: mut entry, revision }) = app.check_form(form, browser).await?;
     entry.user = Some(user.clone());
+    entry.browser.clone_from(&new_browser);
     entry.csrf = new_csrf;
-    // Other pages this browser has open (another tab, another client) move
-    // to the new id with it, or their forms would be refused as forged.
-    for other in pending.values_mut().filter(|p| p.browser == old_browser) {
-        other.browser.clone_from(&new_browser);
+    if !app.update_pending(&id, &entry, revision).await? {
+        // Changed since it was read (a second post of the same form).
+        return Err(Refusal::Expired);
     }
-    drop(pending);
-    {
-        let mut sessions = app.sessions();
-        sessions.remove(&old_browser);
-        if sessions.len() >= MAX_SESSIONS {
-            let now = Instant::now();
-            sessions.retain(|_, s| s.expires > now);
-        }
-        // At the cap the browser still finishes this authorization; it just
-        // is not remembered for the next one.
-        if sessions.len() < MAX_SESSIONS {
-            sessions.insert(new_browser.clone(), Session { user: user.clone(), expires: Instant::now() + SESSION_TTL });
-        }
+    let now = app.records.now()?;
+    if let Some(old) = browser {
+        // Other pages this browser has open are bound to the old id; this
+        // record lets them follow, for as long as a page can live.
+        let moved = Moved { browser: new_browser.clone() };
+        let until = Some(now.plus(PENDING_TTL.as_secs()));
+        app.records.put(&moved_key(old), &moved, 1, until, Condition::Always).await?;
+        app.records.delete(&session_key(old)).await?;
     }
+    app.records
+        .put(
+            &session_key(&new_browser),
+            &Session { user: user.clone() },
+            1,
+            Some(now.plus(SESSION_TTL.as_secs())),
+            Condition::Always,
+        )
+        .await?;
+    // Cleared last: a failure above leaves the count, never less.
+    app.records.delete(&failures_key(&user)).await?;
     tracing::info!(%user, "signed in");
     // Post/redirect/get: reloading the consent page does not resend the
     // password.
     let location = format!("{}?request={id}", app.path("/consent"));
     let mut resp = redirect(StatusCode::SEE_OTHER, &location);
     resp.headers_mut().append(header::SET_COOKIE, app.set_cookie(&new_browser));
-    resp
+    Ok(resp)
 }
 
 /// `GET /authorize/consent?request=ID`: the consent page after sign-in.
@@ -428,13 +505,10 @@ pub(crate) async fn consent(State(app): State<Arc<AuthPages>>, headers: HeaderMa
     let query = Form::parse(uri.query().unwrap_or_default().as_bytes());
     let id = query.get("request").unwrap_or_default();
     let browser = app.browser_cookie(&headers);
-    let pending = app.pending();
-    let Some(entry) = pending.get(id).filter(|p| p.expires > Instant::now()) else {
-        return FormRejection::Expired.response();
+    let entry = match app.pending_for(id, browser.as_deref()).await {
+        Ok(entry) => entry.value,
+        Err(refusal) => return refusal.response(),
     };
-    if browser.as_deref() != Some(entry.browser.as_str()) {
-        return FormRejection::Forged.response();
-    }
     match &entry.user {
         Some(user) => consent_page(&app, &entry.request, user, id, &entry.csrf),
         None => login_page(&app, &entry.request, id, &entry.csrf, None, ""),
@@ -445,20 +519,17 @@ pub(crate) async fn consent(State(app): State<Arc<AuthPages>>, headers: HeaderMa
 pub(crate) async fn decision(State(app): State<Arc<AuthPages>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let browser = app.browser_cookie(&headers);
-    let (request, user) = {
-        let mut pending = app.pending();
-        let id = match check_form(&mut pending, &form, browser.as_deref()) {
-            Ok(id) => id,
-            Err(rejection) => return rejection.response(),
-        };
-        // Removed now, whatever follows: one decision per page.
-        let Some(entry) = pending.remove(&id) else {
-            return FormRejection::Expired.response();
-        };
-        (entry.request, entry.user)
+    let pending = match app.check_form(&form, browser.as_deref()).await {
+        // Taken now, whatever follows: one decision per page.
+        Ok((id, _)) => app.take_pending(&id, &form).await,
+        Err(refusal) => Err(refusal),
     };
-    // The entry is bound to the browser that signed in (its id was replaced
-    // at sign-in), so the user recorded on it is the one deciding.
+    let Pending { request, user, .. } = match pending {
+        Ok(pending) => pending,
+        Err(refusal) => return refusal.response(),
+    };
+    // The record is bound to the browser that signed in (its id was
+    // replaced at sign-in), so the user recorded on it is the one deciding.
     let Some(user) = user else {
         return html::error_page(StatusCode::FORBIDDEN, "You are not signed in", "Sign in before you decide.");
     };
@@ -496,20 +567,32 @@ fn redirect(status: StatusCode, location: &str) -> Response {
     }
 }
 
-fn internal_error(e: &adapter_axum::EnvironmentError) -> Response {
+fn internal_error(e: &EnvironmentError) -> Response {
     tracing::error!(error = %e, "cannot run an authorization flow");
     html::error_page(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "The server cannot proceed right now.")
 }
 
-fn random_failure() -> Response {
-    internal_error(&adapter_axum::EnvironmentError::Random)
+/// The page for a failure of the store, clock or generator: retryable for
+/// the store, an internal error otherwise.
+fn unavailable(e: &RecordError) -> Response {
+    match e {
+        RecordError::Environment(e) => internal_error(e),
+        RecordError::Storage(_) | RecordError::Corrupt(_) => {
+            tracing::error!(error = %e, "the sign-in pages' storage failed");
+            html::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The server cannot proceed right now. Please try again in a moment.",
+            )
+        }
+    }
 }
 
 /// 32 random bytes as hex: page ids, CSRF tokens and browser ids.
-fn random_token() -> Option<String> {
+fn random_token() -> Result<String, RecordError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    getrandom::fill(&mut bytes).map_err(|_| RecordError::Environment(EnvironmentError::Random))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn is_token(s: &str) -> bool {
@@ -553,7 +636,8 @@ fn login_page(
     let client = escape(&client_label(request));
     let demo = if app.demo_account {
         "<div class=\"warn\"><b>Development server.</b> Built-in account: username <code>demo</code>, password \
-         <code>demo</code>. Start the server with <code>--user NAME:PASSWORD</code> to replace it.</div>"
+         <code>demo</code>. Start the server with <code>--user NAME:PASSWORD</code> (or set <code>MCP_USERS</code>) \
+         to replace it.</div>"
     } else {
         ""
     };

@@ -13,28 +13,44 @@ use std::str::FromStr;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// One `--user NAME:PASSWORD` argument.
+/// A development account, written `NAME:PASSWORD` (one `--user` flag, or
+/// one entry of `MCP_USERS`).
+///
+/// ```
+/// use adapter_axum::demo::DevUser;
+///
+/// let user: DevUser = "alice:wonderland".parse().unwrap();
+/// assert_eq!(user.name(), "alice");
+/// assert!("alice".parse::<DevUser>().is_err());
+/// ```
 #[derive(Clone)]
-pub(crate) struct UserSpec {
+pub struct DevUser {
     name: String,
     password: String,
 }
 
-impl fmt::Debug for UserSpec {
+impl fmt::Debug for DevUser {
     // Keeps passwords out of clap's debug output and any log line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserSpec").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("DevUser").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
-impl FromStr for UserSpec {
+impl DevUser {
+    /// The account's name, which becomes the OAuth `user_id`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl FromStr for DevUser {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let Some((name, password)) = s.split_once(':') else {
             return Err("expected NAME:PASSWORD".into());
         };
-        validate_name(name)?;
+        validate_user_name(name)?;
         if password.is_empty() {
             return Err(format!("user {name}: the password is empty"));
         }
@@ -42,9 +58,10 @@ impl FromStr for UserSpec {
     }
 }
 
-/// User names become the OAuth `user_id` and key the user's data, so they
-/// are kept short and printable.
-pub(crate) fn validate_name(name: &str) -> Result<(), String> {
+/// Check a user name: 1 to 64 characters, no whitespace or control
+/// characters. Names become the OAuth `user_id` and key the user's data, so
+/// they are kept short and printable.
+pub fn validate_user_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(format!("invalid user name {name:?}: 1 to 64 characters, no spaces or control characters"));
     }
@@ -58,19 +75,14 @@ pub(crate) struct Users {
 
 impl Users {
     /// The given accounts; a name given twice keeps its last password.
-    pub(crate) fn new(specs: &[UserSpec]) -> Self {
+    pub(crate) fn new(specs: &[DevUser]) -> Self {
         let digests = specs.iter().map(|u| (u.name.clone(), digest(&u.password))).collect();
         Self { digests }
     }
 
     /// The built-in `demo:demo` account, used when no `--user` is given.
     pub(crate) fn demo() -> Self {
-        Self::new(&[UserSpec { name: "demo".into(), password: "demo".into() }])
-    }
-
-    /// The user names, for the start-up banner.
-    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
-        self.digests.keys().map(String::as_str)
+        Self::new(&[DevUser { name: "demo".into(), password: "demo".into() }])
     }
 
     /// Whether an account is called `name`.

@@ -1,0 +1,46 @@
+//! An OAuth 2.1-protected MCP server on Cloudflare Workers: adapter-worker's
+//! example, and the Worker the project's black-box suites run against.
+//!
+//! ```text
+//! npx wrangler dev                                   # from adapter-worker/example
+//! npx wrangler dev --var MCP_AUTO_APPROVE:demo       # headless clients (development only)
+//! ```
+//!
+//! What is where:
+//! * OAuth, all of it (metadata, registration, token, revocation, the bearer
+//!   check on `/mcp`), is oauth-core, run by adapter-worker's
+//!   [`OAuthWorker`](adapter_worker::OAuthWorker);
+//! * `app` is this Worker's configuration and routes, `pages` the sign-in
+//!   and consent page around the core's authorization helpers, `users` the
+//!   development accounts;
+//! * `mcp` is the MCP endpoint with its tools, `todos` their data, `records`
+//!   the typed access to KV both use;
+//! * `dev` holds development-only test routes (storage conformance in
+//!   workerd), compiled in with the `dev-routes` feature and answered only
+//!   when `MCP_DEV_TEST_ROUTES=1`.
+//!
+//! The routes are those of the axum example (`adapter-axum`'s demo), so the
+//! same HTTP scenarios and end-to-end tests run against both.
+//!
+//! On targets other than wasm32 only the runtime-independent parts (todos,
+//! MCP messages, HTML, accounts) are compiled, for the host's unit tests.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+// Most of this crate only runs inside the Worker; on the host its
+// runtime-independent parts are compiled for their unit tests alone.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+mod html;
+mod mcp;
+mod records;
+mod todos;
+mod users;
+
+#[cfg(target_arch = "wasm32")]
+mod app;
+#[cfg(all(target_arch = "wasm32", feature = "dev-routes"))]
+mod dev;
+#[cfg(target_arch = "wasm32")]
+mod pages;
