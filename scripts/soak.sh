@@ -95,6 +95,9 @@ fi
 
 # -------------------------------------------------------------------- server
 mkdir -p "$work/data"
+# Created before the background start, so the readiness loop never reads a
+# log the child has not opened yet.
+: >"$work/server.log"
 env -u MCP_BIND -u MCP_ISSUER -u MCP_DATA_DIR -u MCP_USERS -u MCP_AUTO_APPROVE -u MCP_ACCESS_TOKEN_TTL \
   -u MCP_REFRESH_TOKEN_TTL -u MCP_REFRESH_POLICY RUST_LOG="${SOAK_RUST_LOG:-warn}" DATABASE_URL="$database_url" \
   "$server_bin" --bind 127.0.0.1:0 --data-dir "$work/data" --auto-approve demo >"$work/server.log" 2>&1 &

@@ -119,6 +119,9 @@ start_server() {
   local name=$1 db=$2
   local data="$work/$name-data" log="$work/$name.log"
   mkdir -p "$data"
+  # Create the log before the background start: the readiness loop reads it
+  # at once, possibly before the child has opened it.
+  : >"$log"
   # Only the flags given here: no MCP_* from the caller's environment; the
   # embedded store is chosen by the absence of DATABASE_URL.
   local envcmd=(env -u DATABASE_URL -u MCP_BIND -u MCP_ISSUER -u MCP_DATA_DIR -u MCP_USERS -u MCP_AUTO_APPROVE
