@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use oauth_core::{
     AuthContext, Driver, Flow, FlowOutput, HookCall, HookReply, Outcome, Provider, Reply, SecureRandom, StorageError,
     StorageRequest, UnixTime,
@@ -400,7 +400,9 @@ impl<A: ApiHandler, D: DefaultHandler> OAuthWorker<A, D> {
         let oauth = self.oauth(&env)?;
         let buffered = match to_http_request(&request, self.body_limit).await? {
             Ok(r) => r,
-            Err(TooLarge) => return plain(413, "request body too large"),
+            Err(Refusal::TooLarge) => return plain(413, "request body too large"),
+            // Never passed on unchecked: the route might be a protected one.
+            Err(Refusal::Malformed) => return plain(400, "malformed request"),
         };
         let origin = buffered.headers().get(header::ORIGIN).cloned();
         let outcome = match oauth.handle(buffered).await {
@@ -427,46 +429,92 @@ impl<A: ApiHandler, D: DefaultHandler> OAuthWorker<A, D> {
     }
 }
 
-/// The body exceeded the limit.
-struct TooLarge;
+/// Why a request cannot be handed to the core.
+enum Refusal {
+    /// The body exceeds the limit.
+    TooLarge,
+    /// The method, URL or a header does not translate to `http`'s types.
+    Malformed,
+}
 
 /// The request as the core takes it. The body is read from a copy, so the
 /// original stays readable for the application's handler.
-async fn to_http_request(request: &Request, limit: usize) -> worker::Result<Result<http::Request<Bytes>, TooLarge>> {
+async fn to_http_request(request: &Request, limit: usize) -> worker::Result<Result<http::Request<Bytes>, Refusal>> {
     let declared = request.headers().get("content-length")?.and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Ok(Err(TooLarge));
+        return Ok(Err(Refusal::TooLarge));
     }
     let body = if request.inner().body().is_some() { request.clone()?.bytes().await? } else { Vec::new() };
     if body.len() > limit {
-        return Ok(Err(TooLarge));
+        return Ok(Err(Refusal::TooLarge));
     }
-    let mut builder = http::Request::builder().method(request.method().as_ref()).uri(request.url()?.as_str());
+    // The raw method: `worker::Method` maps any method it does not list to
+    // GET, and the provider must see what the client sent.
+    let method = request.inner().method();
+    let mut builder = http::Request::builder().method(method.as_str()).uri(request.url()?.as_str());
     for (name, value) in request.headers() {
         builder = builder.header(name, value);
     }
-    builder.body(Bytes::from(body)).map(Ok).map_err(|e| worker::Error::RustError(format!("request: {e}")))
+    Ok(builder.body(Bytes::from(body)).map_err(|_| Refusal::Malformed))
 }
 
 /// The core's response as a Worker response.
 pub fn to_worker_response(response: http::Response<Bytes>) -> worker::Result<Response> {
     let (parts, body) = response.into_parts();
-    let headers = Headers::from(&parts.headers);
+    let headers = to_js_headers(&parts.headers)?;
     // A null-body status (204, 304) must not carry even an empty body.
     let body = if body.is_empty() { ResponseBody::Empty } else { ResponseBody::Body(body.to_vec()) };
     Ok(Response::from_body(body)?.with_status(parts.status.as_u16()).with_headers(headers))
 }
 
+/// `map` as JavaScript headers, every value kept (repeated names appended).
+///
+/// Not `worker`'s own `From<&HeaderMap>`, which panics on a value outside
+/// visible ASCII; values here came from UTF-8 strings or the core's ASCII,
+/// so their bytes are read back losslessly.
+fn to_js_headers(map: &HeaderMap) -> worker::Result<Headers> {
+    let headers = Headers::new();
+    for (name, value) in map {
+        headers.append(name.as_str(), &String::from_utf8_lossy(value.as_bytes()))?;
+    }
+    Ok(headers)
+}
+
 /// The provider's decoration (CORS) of the application's response.
+///
+/// The provider works on an `http` header map; the application's headers
+/// are copied into one, and afterwards only the headers the provider changed
+/// are written back, so nothing of the application's is lost in translation.
 fn finish_api_response(
     provider: &Provider,
     origin: Option<&HeaderValue>,
     response: Response,
 ) -> worker::Result<Response> {
+    let original: Vec<(String, String)> = response.headers().entries().collect();
     let mut shadow = http::Response::new(());
-    *shadow.headers_mut() = HeaderMap::from(response.headers());
+    for (name, value) in &original {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            shadow.headers_mut().append(name, value);
+        }
+    }
     provider.finish_api_response(origin, &mut shadow);
-    Ok(response.with_headers(Headers::from(shadow.headers())))
+    let headers = Headers::new();
+    for (name, value) in &original {
+        headers.append(name, value)?;
+    }
+    for name in shadow.headers().keys() {
+        let decorated: Vec<String> =
+            shadow.headers().get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+        let before: Vec<&str> =
+            original.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name.as_str())).map(|(_, v)| v.as_str()).collect();
+        if decorated.iter().map(String::as_str).ne(before.iter().copied()) {
+            headers.delete(name.as_str())?;
+            for value in &decorated {
+                headers.append(name.as_str(), value)?;
+            }
+        }
+    }
+    Ok(response.with_headers(headers))
 }
 
 fn plain(status: u16, text: &str) -> worker::Result<Response> {

@@ -73,6 +73,12 @@ impl Driver for KvStore {
     }
 }
 
+/// How long a colo may serve a read from its cache: KV's minimum (its
+/// default is 60 s). Another colo's write, a revocation or a rotation, is
+/// seen here at most this long after it reached this colo's KV, instead of
+/// twice that.
+const READ_CACHE_TTL_SECS: u64 = 30;
+
 /// The KV calls, on a namespace binding.
 #[derive(Clone, Debug)]
 pub(crate) struct WorkersKv {
@@ -84,7 +90,13 @@ impl KvBackend for WorkersKv {
         // The metadata is parsed here rather than by the binding's serde
         // layer, so that foreign metadata reads as "not ours" instead of
         // failing the whole call.
-        let (value, meta) = self.kv.get(key).bytes_with_metadata::<serde_json::Value>().await.map_err(failure)?;
+        let (value, meta) = self
+            .kv
+            .get(key)
+            .cache_ttl(READ_CACHE_TTL_SECS)
+            .bytes_with_metadata::<serde_json::Value>()
+            .await
+            .map_err(failure)?;
         Ok(value.map(|v| (v, meta.and_then(|m| serde_json::from_value(m).ok()))))
     }
 

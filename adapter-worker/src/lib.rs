@@ -9,7 +9,7 @@
 //! The adapter translates and executes; it makes no protocol decision. Per
 //! request, [`OAuthWorker::fetch`] reads the body from a copy of the request,
 //! calls `Provider::handle` with `Date.now()` and `crypto.getRandomValues`,
-//! drives the flow against [`KvStore`], and then sends the provider's
+//! drives the flow against the store, and then sends the provider's
 //! response, or calls the application's [`ApiHandler`] with the caller's
 //! [`AuthContext`](oauth_core::AuthContext) (a protected route with a valid
 //! token), or its [`DefaultHandler`] (everything else, the authorization page
@@ -39,12 +39,17 @@
 //! }
 //! ```
 //!
-//! # Consistency
+//! # Stores and consistency
 //!
-//! Workers KV is eventually consistent and has no conditional write, so the
-//! core's compare-and-swap steps (single-use codes, refresh rotation) are a
-//! read followed by a write here. `docs/adapter-worker.md` states precisely
-//! what that weakens, and what stays as strong as on PostgreSQL.
+//! [`KvStore`] keeps the records in Workers KV (the default binding,
+//! `OAUTH_KV`). KV is eventually consistent and has no conditional write, so
+//! the core's compare-and-swap steps (single-use codes, refresh rotation)
+//! are a read followed by a write there. [`DurableStore`]
+//! (`.durable_object_binding(..)`) keeps them in one Durable Object with
+//! SQLite storage instead, where every operation is atomic and every read
+//! current, at the cost of a round trip to the object per storage batch.
+//! `docs/adapter-worker.md` states precisely what KV weakens, and what stays
+//! as strong as on PostgreSQL.
 //!
 //! # Building on the host
 //!

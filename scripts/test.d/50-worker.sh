@@ -11,8 +11,9 @@
 #      the storage-conformance suite against the real KV binding (with the
 #      60-second minimum checked record by record), the HTTP scenarios, the
 #      MCP TypeScript SDK end to end, then persistence across a restart;
-#   4. Worker B (grace rotation): the HTTP scenarios again;
-#   5. Worker C (real sign-in and consent page): the browser tests;
+#   4. Worker B (grace rotation, deployable bundle): the HTTP scenarios;
+#   5. Worker C (real sign-in and consent page, deployable bundle): the
+#      browser tests;
 #   6. Worker D, records in the Durable Object store: the conformance suite
 #      with every capability (races judged), the HTTP scenarios, the MCP
 #      SDK, 50 concurrent redemptions and refreshes of one credential
@@ -132,13 +133,16 @@ build_bundle() {
   shift
   local want
   want=$(bundle_inputs "$@")
-  if [ -f "$out/index_bg.wasm" ] && [ "$(cat "$out/.inputs" 2>/dev/null)" = "$want" ]; then
+  # The stamp names the inputs and the wasm built from them, so a bundle
+  # rebuilt some other way (wrangler's [build], by hand) is not trusted.
+  if [ -f "$out/index_bg.wasm" ] &&
+    [ "$(cat "$out/.inputs" 2>/dev/null)" = "$want $(sha256sum <"$out/index_bg.wasm" | cut -d' ' -f1)" ]; then
     log "bundle $out is up to date"
     return
   fi
   log "worker-build --profile worker --out-dir $out $*"
   (cd "$example" && worker-build --profile worker --out-dir "$root/$out" "$@")
-  echo "$want" >"$out/.inputs"
+  echo "$want $(sha256sum <"$out/index_bg.wasm" | cut -d' ' -f1)" >"$out/.inputs"
 }
 
 build_bundle "$example/build"
@@ -184,12 +188,15 @@ stop_group() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-# The test wrangler config: the shipped one's compatibility date and KV
-# binding, the test bundle, no [build] (the bundle is already built).
+# Two wrangler configs with the shipped one's compatibility date and
+# bindings, one per bundle, and no [build] (the bundles are built above):
+# Workers A and D run the test bundle (they need its /__dev routes), B and C
+# the deployable one, so both are exercised in workerd.
 compat=$(sed -n 's/^compatibility_date *= *"\(.*\)"/\1/p' "$example/wrangler.toml")
-cat >"$work/wrangler.toml" <<EOF
+for variant in build build-dev; do
+  cat >"$work/wrangler-$variant.toml" <<EOF
 name = "mcp-oauth-worker-test"
-main = "$root/$example/build-dev/index.js"
+main = "$root/$example/$variant/index.js"
 compatibility_date = "$compat"
 
 [[kv_namespaces]]
@@ -204,13 +211,15 @@ class_name = "OAuthStoreObject"
 tag = "v1"
 new_sqlite_classes = ["OAuthStoreObject"]
 EOF
+done
 
-# start_worker NAME PORT PERSIST_DIR [--var K:V ...]: wrangler dev --local
-# in its own process group; sets $url once the metadata answers.
+# start_worker NAME BUNDLE PORT PERSIST_DIR [--var K:V ...]: wrangler dev
+# --local with BUNDLE (build or build-dev) in its own process group; sets
+# $url once the metadata answers.
 start_worker() {
-  local name=$1 port=$2 persist=$3
-  shift 3
-  setsid "$wrangler" dev --config "$work/wrangler.toml" --local --ip 127.0.0.1 --port "$port" \
+  local name=$1 bundle=$2 port=$3 persist=$4
+  shift 4
+  setsid "$wrangler" dev --config "$work/wrangler-$bundle.toml" --local --ip 127.0.0.1 --port "$port" \
     --persist-to "$persist" --show-interactive-dev-session=false "$@" >>"$work/$name.log" 2>&1 &
   local pid=$!
   groups+=("$pid")
@@ -227,7 +236,7 @@ start_worker() {
 
 # A: auto-approve, strict rotation, development routes.
 port_a=$(free_port)
-start_worker a "$port_a" "$work/kv-a" --var MCP_AUTO_APPROVE:demo --var MCP_DEV_TEST_ROUTES:1
+start_worker a build-dev "$port_a" "$work/kv-a" --var MCP_AUTO_APPROVE:demo --var MCP_DEV_TEST_ROUTES:1
 url_a=$url
 group_a=$last_group
 
@@ -267,18 +276,18 @@ log "persistence across a workerd restart"
 node "$example/e2e/restart.mjs" before "$url_a" "$work/restart.json"
 stop_group "$group_a"
 # Same port (so the same issuer) and the same persist directory.
-start_worker a-restarted "$port_a" "$work/kv-a" --var MCP_AUTO_APPROVE:demo
+start_worker a-restarted build-dev "$port_a" "$work/kv-a" --var MCP_AUTO_APPROVE:demo
 node "$example/e2e/restart.mjs" after "$url_a" "$work/restart.json"
 stop_group "$last_group"
 
 # B: grace rotation.
-start_worker b "$(free_port)" "$work/kv-b" --var MCP_AUTO_APPROVE:demo --var MCP_REFRESH_POLICY:grace
+start_worker b build "$(free_port)" "$work/kv-b" --var MCP_AUTO_APPROVE:demo --var MCP_REFRESH_POLICY:grace
 log "HTTP scenarios (grace)"
 "$scenarios" --base-url "$url" --refresh-policy grace
 stop_group "$last_group"
 
 # C: the real sign-in and consent page.
-start_worker c "$(free_port)" "$work/kv-c"
+start_worker c build "$(free_port)" "$work/kv-c"
 log "sign-in and consent page in headless Chromium"
 mkdir -p test-artifacts
 E2E_CONSENT_URL=$url E2E_SCREENSHOT_PREFIX=worker \
@@ -287,7 +296,7 @@ stop_group "$last_group"
 
 # D: the records in the Durable Object store (MCP_STORE=durable).
 port_d=$(free_port)
-start_worker d "$port_d" "$work/do-d" --var MCP_AUTO_APPROVE:demo --var MCP_DEV_TEST_ROUTES:1 --var MCP_STORE:durable
+start_worker d build-dev "$port_d" "$work/do-d" --var MCP_AUTO_APPROVE:demo --var MCP_DEV_TEST_ROUTES:1 --var MCP_STORE:durable
 url_d=$url
 conformance "$url_d" "Durable Object store, atomicity judged"
 log "HTTP scenarios (strict, Durable Object store)"
@@ -297,7 +306,7 @@ E2E_AUTO_URL=$url_d timeout --kill-after=10 300 node --test --test-timeout=12000
 log "persistence across a workerd restart (Durable Object store)"
 node "$example/e2e/restart.mjs" before "$url_d" "$work/restart-d.json"
 stop_group "$last_group"
-start_worker d-restarted "$port_d" "$work/do-d" --var MCP_AUTO_APPROVE:demo --var MCP_STORE:durable
+start_worker d-restarted build-dev "$port_d" "$work/do-d" --var MCP_AUTO_APPROVE:demo --var MCP_STORE:durable
 node "$example/e2e/restart.mjs" after "$url_d" "$work/restart-d.json"
 stop_group "$last_group"
 

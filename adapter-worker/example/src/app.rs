@@ -27,7 +27,7 @@ use std::rc::Rc;
 
 use adapter_worker::{OAuthWorker, RequestContext};
 use oauth_core::{AuthContext, ProtectedResource, Provider, ProviderBuilder, RefreshPolicy};
-use worker::{Context, Env, Method, Request, Response, event};
+use worker::{Context, Env, Request, Response, event};
 
 use crate::html;
 use crate::mcp::{self, READ, WRITE};
@@ -217,7 +217,7 @@ fn warn(lines: &[String]) {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let method = req.method();
+    let method = req.inner().method();
     let path = req.path();
     let app = match app(&env, &req) {
         Ok(app) => app,
@@ -250,8 +250,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 async fn api(app: Rc<App>, mut req: Request, auth: AuthContext, cx: RequestContext) -> worker::Result<Response> {
     let path = req.path();
     let rest = path.strip_prefix(&app.base).unwrap_or(&path);
-    match (rest, req.method()) {
-        ("/mcp", Method::Post) => {
+    // The raw method: `worker::Method` reads any method it does not list as GET.
+    match (rest, req.inner().method().as_str()) {
+        ("/mcp", "POST") => {
             let content_type = req.headers().get("content-type")?.unwrap_or_default();
             if !content_type.to_ascii_lowercase().starts_with("application/json") {
                 return Response::error("POST a JSON-RPC message as application/json", 415);
@@ -266,7 +267,7 @@ async fn api(app: Rc<App>, mut req: Request, auth: AuthContext, cx: RequestConte
         // No server-to-client stream and no session to end: clients take
         // 405 as "not offered" (streamable HTTP transport).
         ("/mcp", _) => method_not_allowed("POST"),
-        ("/mcp/echo", Method::Get) => echo(&app, &req, &auth),
+        ("/mcp/echo", "GET") => echo(&app, &req, &auth),
         ("/mcp/echo", _) => method_not_allowed("GET"),
         _ => Response::error("Not Found", 404),
     }
@@ -309,14 +310,14 @@ fn echo(app: &App, req: &Request, auth: &AuthContext) -> worker::Result<Response
 async fn default(app: Rc<App>, req: Request, cx: RequestContext) -> worker::Result<Response> {
     let path = req.path();
     let rest = path.strip_prefix(&app.base).unwrap_or(&path);
-    match (rest, req.method()) {
-        ("" | "/", Method::Get) => home(&app),
-        ("/authorize", Method::Get) => pages::authorize(&app, req, &cx).await,
-        ("/authorize/login", Method::Post) => pages::login(&app, req, &cx).await,
-        ("/authorize/consent", Method::Get) => pages::consent(&app, req, &cx).await,
-        ("/authorize/decision", Method::Post) => pages::decision(&app, req, &cx).await,
+    match (rest, req.inner().method().as_str()) {
+        ("" | "/", "GET") => home(&app),
+        ("/authorize", "GET") => pages::authorize(&app, req, &cx).await,
+        ("/authorize/login", "POST") => pages::login(&app, req, &cx).await,
+        ("/authorize/consent", "GET") => pages::consent(&app, req, &cx).await,
+        ("/authorize/decision", "POST") => pages::decision(&app, req, &cx).await,
         #[cfg(feature = "dev-routes")]
-        (dev, Method::Post) if app.dev_routes && dev.starts_with("/__dev/") => crate::dev::route(dev, &cx).await,
+        (dev, "POST") if app.dev_routes && dev.starts_with("/__dev/") => crate::dev::route(dev, &cx).await,
         _ => Response::error("Not Found", 404),
     }
 }
