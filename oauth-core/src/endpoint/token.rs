@@ -398,6 +398,11 @@ impl TokenMachine {
                     _ => records::grant_key(p.grant_id),
                 },
             });
+            // A subject token counts only while its grant exists, exactly as
+            // at the resource: read the grant in the same round trip.
+            if self.kind == Kind::Exchange {
+                ops.push(StorageOp::Get { key: records::grant_key(p.grant_id) });
+            }
         }
         self.state = State::Loaded { grant_id: parsed.map(|p| p.grant_id) };
         Ok(Step::Storage(StorageRequest { now: self.now, ops }))
@@ -405,13 +410,23 @@ impl TokenMachine {
 
     /// Round 1 answered: find and authenticate the client.
     fn loaded(&mut self, input: Input, grant_id: Option<GrantId>) -> Result<Step<Outcome>, Failure> {
-        let expected = if grant_id.is_some() { 2 } else { 1 };
+        let expected = match (grant_id.is_some(), self.kind) {
+            (false, _) => 1,
+            (true, Kind::Exchange) => 3,
+            (true, _) => 2,
+        };
         let mut r = replies(input, expected)?.into_iter();
         let client_entry = as_entry(r.next().ok_or_else(proto)?)?;
         let second = match r.next() {
             Some(reply) => as_entry(reply)?,
             None => None,
         };
+        let grant_live = match r.next() {
+            Some(reply) => as_entry(reply)?.is_some(),
+            None => true,
+        };
+        // A subject whose grant is gone is as dead as an unknown one.
+        let second = second.filter(|_| grant_live);
         let loaded = Loaded { grant_id, second };
         if self.metadata_document {
             let need_keys = matches!(self.auth, ClientAuth::Jwt { .. }) && !self.assertion_checked;
@@ -832,7 +847,9 @@ impl TokenMachine {
                 Some(access_expires)
             };
             if let Some(end) = next.expires_at {
-                access_expires = access_expires.min(end.max(self.now.plus(MIN_TTL_SECS)));
+                // Never past the grant: the token would stop working at the
+                // grant's end while claiming a later `expires_at`.
+                access_expires = access_expires.min(end);
             }
             ops.push(grant::put_grant(
                 v.grant_id,
