@@ -42,6 +42,9 @@ step "oauth-core on wasm32-unknown-unknown"
 cargo build -p oauth-core --target wasm32-unknown-unknown --locked
 cargo build -p oauth-core --features testing --target wasm32-unknown-unknown --locked
 
+step "oauth-core docs (rustdoc warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc -p oauth-core --no-deps --all-features --locked
+
 step "oauth-core tests ($(elapsed))"
 cargo test -p oauth-core --locked
 
