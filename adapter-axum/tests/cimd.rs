@@ -7,42 +7,35 @@
 //! it.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io;
 use std::net::IpAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use adapter_axum::fetch::{Resolve, ResolveFuture};
 use adapter_axum::{OAuth, SafeFetcher, Store};
 use axum::Router;
 use axum::body::Body;
-use base64ct::{Base64UrlUnpadded, Encoding};
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body::Frame;
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::TokioIo;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
 use oauth_core::testing::MemoryStore;
 use oauth_core::{
     Approval, AuthorizationError, BlockingStore as _, CimdPolicy, ErrorEvent, ProtectedResource, Provider,
     ProviderBuilder, Reply, StorageError, StorageRequest,
 };
 use p256::ecdsa::signature::{SignatureEncoding as _, Signer as _};
-use rsa::pkcs8::DecodePrivateKey as _;
-use rsa::traits::PublicKeyParts as _;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
 use tower::ServiceExt as _;
+
+// The local HTTPS server, shared with examples/cimd_test_server.rs.
+#[path = "support/cimd_server.rs"]
+mod cimd_server;
+
+use cimd_server::{CALLBACK as CB, Server, b64, ec_key, rsa_key};
 
 const ISSUER: &str = "https://as.example.com";
 const TOKEN_ENDPOINT: &str = "https://as.example.com/token";
-const CB: &str = "http://127.0.0.1:7777/callback";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
@@ -67,141 +60,9 @@ impl Resolve for MapResolver {
     }
 }
 
-fn ec_key() -> p256::ecdsa::SigningKey {
-    p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap()
-}
-
-fn rsa_key() -> rsa::RsaPrivateKey {
-    rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("../../oauth-core/tests/keys/test-only-rsa-2048-a.pem")).unwrap()
-}
-
-fn b64(bytes: &[u8]) -> String {
-    Base64UrlUnpadded::encode_string(bytes)
-}
-
-/// A body that streams `n` KiB without announcing its length, to prove the
-/// size cap is enforced while reading, not from `Content-Length`.
-struct Chunks(usize);
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.0 == 0 {
-            return Poll::Ready(None);
-        }
-        self.0 -= 1;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b' '; 1024])))))
-    }
-}
-
-type Served = Response<http_body_util::combinators::BoxBody<Bytes, Infallible>>;
-
-fn document(port: u16, path: &str, extra: Value) -> Value {
-    let mut d = json!({
-        "client_id": format!("https://client.test:{port}{path}"),
-        "client_name": "Local Test Client",
-        "redirect_uris": [CB],
-        "grant_types": ["authorization_code", "refresh_token"],
-        "token_endpoint_auth_method": "private_key_jwt",
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        d[k] = v.clone();
-    }
-    d
-}
-
-async fn route(path: &str, port: u16) -> Served {
-    let json_reply = |v: Value| {
-        Response::builder()
-            .header("content-type", "application/json")
-            .header("cache-control", "max-age=300")
-            .body(Full::new(Bytes::from(v.to_string())).boxed())
-            .unwrap()
-    };
-    match path {
-        "/es.json" => {
-            let point = ec_key().verifying_key().to_encoded_point(false);
-            let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "ec1", "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())});
-            json_reply(document(port, path, json!({"jwks": {"keys": [jwk]}})))
-        }
-        "/rs.json" => {
-            json_reply(document(port, path, json!({"jwks_uri": format!("https://client.test:{port}/jwks.json")})))
-        }
-        "/rs-evil-jwks.json" => {
-            json_reply(document(port, path, json!({"jwks_uri": format!("https://metadata.test:{port}/jwks.json")})))
-        }
-        "/jwks.json" => {
-            let k = rsa_key();
-            json_reply(
-                json!({"keys": [{"kty": "RSA", "kid": "rs1", "n": b64(&k.n().to_bytes_be()), "e": b64(&k.e().to_bytes_be())}]}),
-            )
-        }
-        "/big.json" => json_reply(document(port, path, json!({"padding": "x".repeat(6000)}))),
-        "/chunked.json" => {
-            Response::builder().header("content-type", "application/json").body(Chunks(8).boxed()).unwrap()
-        }
-        "/redirect.json" => Response::builder()
-            .status(StatusCode::FOUND)
-            .header("location", "https://10.0.0.1/latest/meta-data")
-            .body(Full::new(Bytes::new()).boxed())
-            .unwrap(),
-        "/slow.json" => {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            json_reply(document(port, path, json!({})))
-        }
-        _ => Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::new()).boxed()).unwrap(),
-    }
-}
-
-struct Server {
-    port: u16,
-    ca_der: Vec<u8>,
-    connections: Arc<AtomicUsize>,
-}
-
-/// A CA, a certificate for `client.test` signed by it, and an HTTPS server
-/// on 127.0.0.1 presenting it.
+/// The test server, with a certificate for `client.test`.
 async fn start_server() -> Server {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "adapter-axum test CA");
-    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["client.test".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()))
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&connections);
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| async move {
-                    Ok::<_, Infallible>(route(req.uri().path(), port).await)
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
-            });
-        }
-    });
-    Server { port, ca_der: ca.der().to_vec(), connections }
+    cimd_server::start(&["client.test"]).await
 }
 
 struct Env {

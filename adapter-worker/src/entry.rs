@@ -9,13 +9,14 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use oauth_core::{
-    AuthContext, Driver, Flow, FlowOutput, HookCall, HookReply, Outcome, Provider, Reply, SecureRandom, StorageError,
-    StorageRequest, UnixTime,
+    AuthContext, Driver, FetchError, FetchRequest, FetchResponse, Flow, FlowOutput, HookCall, HookReply, Outcome,
+    Provider, Reply, SecureRandom, StorageError, StorageRequest, UnixTime,
 };
 use worker::{Context, Env, Headers, Request, Response, ResponseBody};
 
 use crate::durable::{DEFAULT_OBJECT_NAME, DurableStore};
 use crate::env::{CryptoRandom, now};
+use crate::fetch::WorkerFetcher;
 use crate::kv::KvStore;
 
 /// The KV binding the store uses unless told otherwise: the incumbent
@@ -105,6 +106,11 @@ impl Store {
 impl Driver for Store {
     fn storage(&mut self, request: StorageRequest) -> impl Future<Output = Result<Vec<Reply>, StorageError>> {
         self.execute(request)
+    }
+
+    /// Client ID metadata documents, with [`WorkerFetcher`].
+    async fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, FetchError> {
+        WorkerFetcher::new().fetch(request).await
     }
 }
 
@@ -233,6 +239,21 @@ impl Driver for FlowDriver<'_> {
             Some(handler) => handler.answer(call).await,
             None => call.default_reply(),
         }
+    }
+
+    /// Asked only when the provider has client ID metadata documents on.
+    async fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, FetchError> {
+        let (url, purpose) = (request.url.clone(), request.purpose);
+        let result = WorkerFetcher::new().fetch(request).await;
+        match &result {
+            Ok(response) => {
+                worker::console_log!("client metadata fetch {} {url}: status {}", purpose.as_str(), response.status);
+            }
+            // The client gets the core's refusal; the operator reads the
+            // cause here (`wrangler tail`).
+            Err(error) => worker::console_warn!("client metadata fetch {} {url} failed: {error}", purpose.as_str()),
+        }
+        result
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use oauth_core::{Driver, Reply, StorageError, StorageRequest};
+use oauth_core::{Driver, FetchError, FetchRequest, FetchResponse, Reply, StorageError, StorageRequest};
 use wasm_bindgen::JsValue;
 use worker::kv::KvError;
 
@@ -70,6 +70,11 @@ impl KvStore {
 impl Driver for KvStore {
     fn storage(&mut self, request: StorageRequest) -> impl Future<Output = Result<Vec<Reply>, StorageError>> {
         self.driver.execute(request)
+    }
+
+    /// Client ID metadata documents, with [`WorkerFetcher`](crate::WorkerFetcher).
+    async fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, FetchError> {
+        crate::WorkerFetcher::new().fetch(request).await
     }
 }
 

@@ -51,6 +51,15 @@
 //! `docs/adapter-worker.md` states precisely what KV weakens, and what stays
 //! as strong as on PostgreSQL.
 //!
+//! # Client ID metadata documents
+//!
+//! With them on in the provider, the flows' fetches go to `WorkerFetcher`
+//! (the platform's `fetch`: https only, `redirect: "manual"`, no cache, the
+//! body capped while streaming, an `AbortController` deadline). A Worker
+//! sees no DNS answer or address, so the address checks other adapters make
+//! are Cloudflare's egress and the `global_fetch_strictly_public`
+//! compatibility flag here: `docs/adapter-worker.md`, section 9.
+//!
 //! # Building on the host
 //!
 //! The Workers glue exists only on `wasm32`. On other targets the crate
@@ -62,15 +71,21 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod record;
+// Client ID metadata documents: the URL and size checks are plain logic,
+// tested on the host; the platform's fetch is used on wasm32.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub mod fetch;
 // On the host only the tests drive the storage logic; the Workers glue that
 // uses it in production is compiled for wasm32 alone.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod store;
 // The Durable Object store's wire format and SQL helpers: plain logic, built
-// and tested on the host, used on wasm32.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+// and tested on the host, used on wasm32. The object's half (executing
+// batches in SQL, decoding requests) is compiled only with the
+// `durable-object` feature, so without it that half is unused.
+#[cfg_attr(any(not(target_arch = "wasm32"), not(feature = "durable-object")), allow(dead_code))]
 mod sql;
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[cfg_attr(any(not(target_arch = "wasm32"), not(feature = "durable-object")), allow(dead_code))]
 mod wire;
 
 #[cfg(target_arch = "wasm32")]
@@ -93,5 +108,7 @@ pub use entry::{
 };
 #[cfg(target_arch = "wasm32")]
 pub use env::{CryptoRandom, now};
+#[cfg(target_arch = "wasm32")]
+pub use fetch::WorkerFetcher;
 #[cfg(target_arch = "wasm32")]
 pub use kv::KvStore;

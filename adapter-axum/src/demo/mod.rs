@@ -35,6 +35,7 @@
 //! ```
 
 mod authorize;
+mod cimd;
 mod html;
 mod mcp;
 mod records;
@@ -52,11 +53,12 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use oauth_core::{ProtectedResource, Provider, ProviderBuilder, RefreshPolicy};
+use oauth_core::{CimdPolicy, ProtectedResource, Provider, ProviderBuilder, RefreshPolicy};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 
 use self::authorize::AuthPages;
+pub use self::cimd::{DEV_FLAG as DEV_CIMD_FLAG, DevCimdFetch};
 use self::mcp::TodoServer;
 use self::records::{AnyStore, Records};
 use self::todos::TodoStore;
@@ -101,6 +103,16 @@ pub struct DemoConfig {
     /// this user, with the scopes requested and no sign-in or consent page,
     /// so headless clients and test suites can complete the flow.
     pub auto_approve: Option<String>,
+    /// Client ID metadata documents (`docs/cimd.md`): `Some(policy)` lets
+    /// clients identify themselves by an https URL, fetched with the
+    /// production `SafeFetcher` (system resolver, web PKI, every special-use
+    /// address refused); `None` (the default) turns them off.
+    pub cimd: Option<CimdPolicy>,
+    /// DEVELOPMENT ONLY: loosen the document fetcher so a test can serve
+    /// documents from a local HTTPS server (an extra CA, loopback names,
+    /// names resolved to chosen addresses). `None` (the default) keeps the
+    /// production fetcher; needs [`cimd`](Self::cimd).
+    pub dev_cimd_fetch: Option<DevCimdFetch>,
 }
 
 impl DemoConfig {
@@ -115,6 +127,8 @@ impl DemoConfig {
             refresh_policy: RefreshPolicy::Strict,
             users: Vec::new(),
             auto_approve: None,
+            cimd: None,
+            dev_cimd_fetch: None,
         }
     }
 
@@ -130,6 +144,16 @@ impl DemoConfig {
     /// | `MCP_REFRESH_POLICY` | [`refresh_policy`](Self::refresh_policy), `strict` or `grace` |
     /// | `MCP_USERS` | [`users`](Self::users), `NAME:PASSWORD` separated by commas |
     /// | `MCP_AUTO_APPROVE` | [`auto_approve`](Self::auto_approve), a user name |
+    /// | `MCP_CIMD` | `1`: [`cimd`](Self::cimd) on, with the default policy and these: |
+    /// | `MCP_CIMD_ALLOW_HOSTS`, `MCP_CIMD_DENY_HOSTS` | the policy's host lists, comma-separated (`*.example.com` for subdomains) |
+    /// | `MCP_CIMD_FETCH_TIMEOUT_MS` | the policy's `fetch_timeout` (default 5000; keep it under the function's timeout) |
+    /// | `MCP_DEV_CIMD_INSECURE` | `1` lets the three settings below take effect; without it they are refused |
+    /// | `MCP_DEV_CIMD_EXTRA_CA` | DEVELOPMENT ONLY: a PEM file of CA certificates the fetcher also trusts |
+    /// | `MCP_DEV_CIMD_LOOPBACK_HOSTS` | DEVELOPMENT ONLY: names that may resolve to loopback |
+    /// | `MCP_DEV_CIMD_RESOLVE` | DEVELOPMENT ONLY: `name=addr[|addr…],…` answered instead of DNS (the address checks still apply) |
+    ///
+    /// The `MCP_CIMD_*` and `MCP_DEV_CIMD_*` settings are refused without
+    /// `MCP_CIMD=1`, so a misspelt switch cannot leave them silently unused.
     pub fn from_env() -> Result<Self, DemoError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -166,12 +190,20 @@ impl DemoConfig {
             validate_user_name(&user).map_err(|e| invalid("MCP_AUTO_APPROVE", e))?;
             config.auto_approve = Some(user);
         }
+        (config.cimd, config.dev_cimd_fetch) = cimd::from_vars(&var)?;
         Ok(config)
     }
 
-    /// What an operator must be told at start-up: the auto-approve switch,
-    /// or the built-in account. Empty when neither is on.
+    /// What an operator must be told at start-up: the test-only document
+    /// fetcher settings, the auto-approve switch, or the built-in account.
+    /// Empty when none is in force.
     pub fn warnings(&self) -> Vec<String> {
+        let mut lines = self.dev_cimd_fetch.as_ref().map(DevCimdFetch::warnings).unwrap_or_default();
+        lines.extend(self.sign_in_warnings());
+        lines
+    }
+
+    fn sign_in_warnings(&self) -> Vec<String> {
         match &self.auto_approve {
             Some(user) => vec![
                 "WARNING: auto-approve is ON (development only).".to_owned(),
@@ -251,7 +283,13 @@ impl Demo {
         let base = issuer_url.path().trim_end_matches('/').to_owned();
         let mcp_url = format!("{}/mcp", provider.config().issuer);
 
-        let oauth = OAuth::new(provider.clone(), AnyStore::new(store));
+        let mut oauth = OAuth::new(provider.clone(), AnyStore::new(store));
+        if let Some(dev) = config.dev_cimd_fetch.as_ref().filter(|d| !d.is_empty()) {
+            if config.cimd.is_none() {
+                return Err(DemoError::new("dev_cimd_fetch is set but client ID metadata documents are off"));
+            }
+            oauth = oauth.with_fetcher(dev.fetcher()?);
+        }
         let records = Records::new(oauth.clone());
         let todos = TodoStore::new(records);
         let demo_account = config.users.is_empty();
@@ -331,7 +369,11 @@ fn build_provider(config: &DemoConfig) -> Result<Provider, DemoError> {
         .map_err(|e| DemoError::new(format!("invalid issuer {issuer:?}: {e}")))?
         .scopes_supported([SCOPE_READ, SCOPE_WRITE])
         .name("Todo list (oauth-core example)");
-    ProviderBuilder::new(issuer)
+    let mut builder = ProviderBuilder::new(issuer).client_id_metadata_documents(config.cimd.is_some());
+    if let Some(policy) = &config.cimd {
+        builder = builder.cimd_policy(policy.clone());
+    }
+    builder
         .resource(resource)
         // offline_access is accepted (some clients always ask for it) but
         // inert: refresh tokens go to every client registered for them.

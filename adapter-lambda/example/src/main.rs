@@ -13,6 +13,10 @@
 //! | `MCP_REFRESH_POLICY` | `strict` (default) or `grace` |
 //! | `MCP_ACCESS_TOKEN_TTL`, `MCP_REFRESH_TOKEN_TTL` | seconds (`none`: no refresh tokens) |
 //! | `MCP_CREATE_TABLE` | `1`: create the table at start-up if missing (local development) |
+//! | `MCP_CIMD` | `1`: accept client ID metadata documents (https `client_id` URLs, `private_key_jwt`), fetched by adapter-axum's SSRF-safe `SafeFetcher` |
+//! | `MCP_CIMD_ALLOW_HOSTS`, `MCP_CIMD_DENY_HOSTS` | host lists for document URLs, comma-separated (`*.example.com`: subdomains) |
+//! | `MCP_CIMD_FETCH_TIMEOUT_MS` | budget for one document fetch (default 5000): keep it well under the function's timeout |
+//! | `MCP_DEV_CIMD_INSECURE`, `MCP_DEV_CIMD_EXTRA_CA`, `MCP_DEV_CIMD_LOOPBACK_HOSTS`, `MCP_DEV_CIMD_RESOLVE` | TESTS ONLY: loosen the fetcher (extra CA, loopback names, names resolved to chosen addresses); refused unless `MCP_DEV_CIMD_INSECURE=1` (see `docs/adapter-lambda.md`) |
 //! | `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ... | set by Lambda; `AWS_ENDPOINT_URL_DYNAMODB` for a local emulator |
 //!
 //! Locally, under `cargo lambda watch` with moto_server standing in for

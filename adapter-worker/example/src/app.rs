@@ -20,13 +20,18 @@
 //! | `MCP_REFRESH_TOKEN_TTL` | refresh-token lifetime, seconds, or `none` | 2592000 |
 //! | `MCP_REFRESH_POLICY` | `strict` or `grace` | `strict` |
 //! | `MCP_STORE` | `kv` (binding `OAUTH_KV`) or `durable` (Durable Object binding `OAUTH_STORE`) | `kv` |
+//! | `MCP_CIMD` | `1`: accept client ID metadata documents (https `client_id` URLs, `private_key_jwt`), fetched by adapter-worker's `WorkerFetcher` | off |
+//! | `MCP_CIMD_ALLOW_HOSTS`, `MCP_CIMD_DENY_HOSTS` | host lists for document URLs, comma-separated (`*.example.com`: subdomains); on Workers the allow list is the operator's main SSRF control | any host / none |
+//! | `MCP_CIMD_FETCH_TIMEOUT_MS` | budget for one document fetch | 5000 |
 //! | `MCP_DEV_TEST_ROUTES` | `1` answers `/__dev/*` (needs the `dev-routes` build feature) | off |
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use adapter_worker::{OAuthWorker, RequestContext};
-use oauth_core::{AuthContext, ProtectedResource, Provider, ProviderBuilder, RefreshPolicy};
+use std::time::Duration;
+
+use oauth_core::{AuthContext, CimdPolicy, ProtectedResource, Provider, ProviderBuilder, RefreshPolicy};
 use worker::{Context, Env, Request, Response, event};
 
 use crate::html;
@@ -75,15 +80,20 @@ fn app(env: &Env, req: &Request) -> Result<Rc<App>, String> {
         "MCP_REFRESH_POLICY",
         "MCP_DEV_TEST_ROUTES",
         "MCP_STORE",
+        "MCP_CIMD",
+        "MCP_CIMD_ALLOW_HOSTS",
+        "MCP_CIMD_DENY_HOSTS",
+        "MCP_CIMD_FETCH_TIMEOUT_MS",
     ];
     let values: Vec<Option<String>> = names.iter().map(|n| var(env, n).filter(|s| !s.is_empty())).collect();
     let key = format!("{issuer}\n{values:?}");
     if let Some(app) = APP.with_borrow(|cached| cached.as_ref().filter(|(k, _)| *k == key).map(|(_, a)| Rc::clone(a))) {
         return Ok(app);
     }
-    let [auto_approve, users, access_ttl, refresh_ttl, policy, dev_routes, store] =
-        <[Option<String>; 7]>::try_from(values).map_err(|_| "internal: settings".to_owned())?;
-    let settings = Settings { auto_approve, users, access_ttl, refresh_ttl, policy, dev_routes, store };
+    let [auto_approve, users, access_ttl, refresh_ttl, policy, dev_routes, store, cimd, allow, deny, fetch_timeout] =
+        <[Option<String>; 11]>::try_from(values).map_err(|_| "internal: settings".to_owned())?;
+    let cimd = CimdSettings { on: cimd, allow, deny, fetch_timeout };
+    let settings = Settings { auto_approve, users, access_ttl, refresh_ttl, policy, dev_routes, store, cimd };
     let app = Rc::new(build(&issuer, settings)?);
     APP.with_borrow_mut(|cached| *cached = Some((key, Rc::clone(&app))));
     Ok(app)
@@ -111,10 +121,51 @@ struct Settings {
     policy: Option<String>,
     dev_routes: Option<String>,
     store: Option<String>,
+    cimd: CimdSettings,
+}
+
+/// The client ID metadata document settings, as read.
+struct CimdSettings {
+    on: Option<String>,
+    allow: Option<String>,
+    deny: Option<String>,
+    fetch_timeout: Option<String>,
+}
+
+/// The policy, or `None` when client ID metadata documents are off. The
+/// other `MCP_CIMD_*` settings are refused without `MCP_CIMD=1`, so a
+/// misspelt switch cannot leave a deny list silently unused.
+fn cimd_policy(settings: CimdSettings) -> Result<Option<CimdPolicy>, String> {
+    let CimdSettings { on, allow, deny, fetch_timeout } = settings;
+    let on = match on.as_deref() {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(other) => return Err(format!("MCP_CIMD: `1` or `0`, not {other:?}")),
+    };
+    if !on {
+        if allow.is_some() || deny.is_some() || fetch_timeout.is_some() {
+            return Err("MCP_CIMD_* settings are set but MCP_CIMD is not 1".to_owned());
+        }
+        return Ok(None);
+    }
+    let list = |v: &str| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    let mut policy = CimdPolicy::default();
+    if let Some(hosts) = allow {
+        policy = policy.allow_hosts(list(&hosts));
+    }
+    if let Some(hosts) = deny {
+        policy = policy.deny_hosts(list(&hosts));
+    }
+    if let Some(ms) = fetch_timeout {
+        let ms: u64 = ms.parse().map_err(|_| format!("MCP_CIMD_FETCH_TIMEOUT_MS: not a number: {ms:?}"))?;
+        policy = policy.fetch_timeout(Duration::from_millis(ms));
+    }
+    Ok(Some(policy))
 }
 
 fn build(issuer: &str, settings: Settings) -> Result<App, String> {
-    let Settings { auto_approve, users, access_ttl, refresh_ttl, policy, dev_routes, store } = settings;
+    let Settings { auto_approve, users, access_ttl, refresh_ttl, policy, dev_routes, store, cimd } = settings;
+    let cimd = cimd_policy(cimd)?;
     let durable = match store.as_deref() {
         None | Some("kv") => false,
         Some("durable") => true,
@@ -147,7 +198,11 @@ fn build(issuer: &str, settings: Settings) -> Result<App, String> {
         .map_err(|e| format!("invalid issuer {issuer:?}: {e}"))?
         .scopes_supported([READ, WRITE])
         .name("Todo list (oauth-core Worker example)");
-    let provider = ProviderBuilder::new(issuer)
+    let mut builder = ProviderBuilder::new(issuer).client_id_metadata_documents(cimd.is_some());
+    if let Some(policy) = &cimd {
+        builder = builder.cimd_policy(policy.clone());
+    }
+    let provider = builder
         .resource(resource)
         // offline_access is accepted (some clients always ask for it) but
         // inert: refresh tokens go to every client registered for them.
@@ -195,6 +250,14 @@ fn build(issuer: &str, settings: Settings) -> Result<App, String> {
     }
     let store = if durable { "Durable Object OAUTH_STORE" } else { "KV namespace OAUTH_KV" };
     worker::console_log!("Todo MCP Worker: issuer {issuer}, MCP URL {issuer}/mcp, records in the {store}");
+    if let Some(policy) = &cimd {
+        worker::console_log!(
+            "client ID metadata documents ON: allow {:?} (empty: any host), deny {:?}, fetch timeout {:?}",
+            policy.allow_hosts,
+            policy.deny_hosts,
+            policy.fetch_timeout
+        );
+    }
     Ok(App {
         provider,
         base,
@@ -317,7 +380,7 @@ async fn default(app: Rc<App>, req: Request, cx: RequestContext) -> worker::Resu
         ("/authorize/consent", "GET") => pages::consent(&app, req, &cx).await,
         ("/authorize/decision", "POST") => pages::decision(&app, req, &cx).await,
         #[cfg(feature = "dev-routes")]
-        (dev, "POST") if app.dev_routes && dev.starts_with("/__dev/") => crate::dev::route(dev, &cx).await,
+        (dev, "POST") if app.dev_routes && dev.starts_with("/__dev/") => crate::dev::route(dev, &req, &cx).await,
         _ => Response::error("Not Found", 404),
     }
 }

@@ -17,20 +17,31 @@
 //!   logically gone from its own expiry on.
 //!
 //! The answer is JSON with `"ok"` and the reports as text.
+//!
+//! `POST /__dev/fetch?url=U&max_bytes=N&timeout_ms=T` runs adapter-worker's
+//! [`WorkerFetcher`] on `U` inside workerd, so a test can check the fetcher
+//! itself, below the core's own URL checks: a non-https URL or an IP-literal
+//! host refused before any connection, a redirect returned and not
+//! followed, the body cap, the timeout. The answer is JSON: `{"response":
+//! {"status", "content_type", "body_bytes"}}` or `{"error":
+//! "TooLarge"}` (the `FetchError` variant), with the time taken.
 
-use adapter_worker::{CryptoRandom, KvStore, RequestContext, Store};
+use std::time::Duration;
+
+use adapter_worker::{CryptoRandom, KvStore, RequestContext, Store, WorkerFetcher};
 use futures_util::future::join_all;
 use oauth_core::testing::{Capabilities, ConformanceOptions, run_conformance, run_races};
 use oauth_core::{Condition, Driver, Reply, SecureRandom, StorageError, StorageOp, StorageRequest, UnixTime};
 use serde_json::{Value, json};
-use worker::Response;
+use worker::{Request, Response};
 
 /// Contenders per race: enough to interleave every read before the writes.
 const CONTENDERS: usize = 8;
 
-pub(crate) async fn route(path: &str, cx: &RequestContext) -> worker::Result<Response> {
+pub(crate) async fn route(path: &str, req: &Request, cx: &RequestContext) -> worker::Result<Response> {
     match path {
         "/__dev/conformance" => conformance(cx.oauth.store()).await,
+        "/__dev/fetch" => fetch(req).await,
         _ => Response::error("Not Found", 404),
     }
 }
@@ -65,6 +76,33 @@ async fn conformance(store: &Store) -> worker::Result<Response> {
     body.insert("conformance".into(), json!(report.to_string()));
     body.insert("races".into(), json!(races.to_string()));
     Ok(Response::from_json(&body)?.with_status(if ok { 200 } else { 500 }))
+}
+
+async fn fetch(req: &Request) -> worker::Result<Response> {
+    let url = req.url()?;
+    let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let Some(target) = param("url") else { return Response::error("url= is required", 400) };
+    let max_bytes = param("max_bytes").and_then(|v| v.parse().ok()).unwrap_or(5120);
+    let timeout = Duration::from_millis(param("timeout_ms").and_then(|v| v.parse().ok()).unwrap_or(5000));
+    let started = worker::Date::now().as_millis();
+    let result = WorkerFetcher::new().get(&target, "application/json", max_bytes, timeout).await;
+    let elapsed_ms = worker::Date::now().as_millis().saturating_sub(started);
+    let body = match result {
+        Ok(r) => json!({
+            "response": {
+                "status": r.status,
+                "content_type": r.content_type,
+                "body_bytes": r.body.len(),
+            },
+            "elapsed_ms": elapsed_ms,
+        }),
+        Err(e) => {
+            let variant = format!("{e:?}");
+            let variant = variant.split('(').next().unwrap_or_default().to_owned();
+            json!({ "error": variant, "message": e.to_string(), "elapsed_ms": elapsed_ms })
+        }
+    };
+    Response::from_json(&body)
 }
 
 async fn contenders(store: &Store, request: StorageRequest) -> Vec<Result<Vec<Reply>, StorageError>> {

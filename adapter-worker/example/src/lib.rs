@@ -44,3 +44,34 @@ mod app;
 mod dev;
 #[cfg(target_arch = "wasm32")]
 mod pages;
+
+#[cfg(test)]
+mod wrangler_toml {
+    /// The `compatibility_flags` of the shipped `wrangler.toml`: the one
+    /// top-level, uncommented `compatibility_flags = [...]` line.
+    fn flags(toml: &str) -> Vec<String> {
+        let top_level = toml.lines().take_while(|l| !l.trim_start().starts_with('['));
+        let lines: Vec<&str> = top_level.filter(|l| l.trim_start().starts_with("compatibility_flags")).collect();
+        assert_eq!(lines.len(), 1, "exactly one top-level compatibility_flags line: {lines:?}");
+        let value = lines[0].split_once('=').expect("key = value").1.trim();
+        let inner = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).expect("a one-line array");
+        inner.split(',').map(|f| f.trim().trim_matches('"').to_owned()).filter(|f| !f.is_empty()).collect()
+    }
+
+    /// Client ID metadata documents rely on the platform for what a Worker
+    /// cannot check itself (addresses): the shipped configuration must send
+    /// every global fetch out as a public request.
+    #[test]
+    fn ships_global_fetch_strictly_public() {
+        let flags = flags(include_str!("../wrangler.toml"));
+        assert!(flags.iter().any(|f| f == "global_fetch_strictly_public"), "{flags:?}");
+        assert!(!flags.iter().any(|f| f == "global_fetch_private_origin"), "{flags:?}");
+    }
+
+    #[test]
+    fn the_reader_sees_only_real_settings() {
+        assert_eq!(flags("a = 1\ncompatibility_flags = [\"x\", \"y\"]\n[vars]\n"), ["x", "y"]);
+        assert!(std::panic::catch_unwind(|| flags("# compatibility_flags = [\"x\"]\n")).is_err());
+        assert!(std::panic::catch_unwind(|| flags("[vars]\ncompatibility_flags = [\"x\"]\n")).is_err());
+    }
+}
