@@ -49,10 +49,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::html::{self, escape};
+use super::html;
 use super::records::{AnyStore, RecordError, Records, Versioned, user_segment};
-use super::users::Users;
 use crate::{EnvironmentError, OAuth};
+use demo_ui::{Form, Users};
 
 /// How long the sign-in and consent pages stay usable.
 const PENDING_TTL: Duration = Duration::from_secs(10 * 60);
@@ -599,32 +599,6 @@ fn is_token(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Human descriptions for the consent screen.
-fn describe_scope(scope: &str) -> &'static str {
-    match scope {
-        "todo:read" => "Read your todo list.",
-        "todo:write" => "Add, complete and delete your todos (includes reading them).",
-        "offline_access" => "Stay connected between sessions (this server allows it for every connection).",
-        _ => "A permission this server does not describe.",
-    }
-}
-
-/// The client as the pages name it: its self-chosen name, else its id.
-fn client_label(request: &AuthorizationRequest) -> String {
-    match request.client_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-        Some(name) => name.to_owned(),
-        None => request.client_id.clone(),
-    }
-}
-
-fn hidden_fields(id: &str, csrf: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"request\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        escape(id),
-        escape(csrf)
-    )
-}
-
 fn login_page(
     app: &AuthPages,
     request: &AuthorizationRequest,
@@ -633,106 +607,14 @@ fn login_page(
     error: Option<&str>,
     username: &str,
 ) -> Response {
-    let client = escape(&client_label(request));
-    let demo = if app.demo_account {
-        "<div class=\"warn\"><b>Development server.</b> Built-in account: username <code>demo</code>, password \
-         <code>demo</code>. Start the server with <code>--user NAME:PASSWORD</code> (or set <code>MCP_USERS</code>) \
-         to replace it.</div>"
-    } else {
-        ""
-    };
-    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
-    // Sign in comes first in the markup because Enter submits a form with
-    // its first button; CSS shows it on the right.
-    let autofocus_user = if username.is_empty() { " autofocus" } else { "" };
-    let autofocus_password = if username.is_empty() { "" } else { " autofocus" };
-    let body = format!(
-        "<h1>Sign in</h1>\
-         <p class=\"muted\">to let <b>{client}</b> use your todo list</p>\
-         {demo}{error}\
-         <form method=\"post\" action=\"{action}\">{hidden}\
-         <label for=\"username\">Username</label>\
-         <input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" \
-         spellcheck=\"false\" required value=\"{username}\"{autofocus_user}>\
-         <label for=\"password\">Password</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" \
-         required{autofocus_password}>\
-         <div class=\"actions reverse\">\
-         <button class=\"primary\" type=\"submit\" name=\"action\" value=\"login\">Sign in</button>\
-         <button type=\"submit\" name=\"action\" value=\"cancel\" formnovalidate>Cancel</button>\
-         </div></form>",
-        action = escape(&app.path("/login")),
-        hidden = hidden_fields(id, csrf),
-        username = escape(username),
+    let demo = app.demo_account.then_some(
+        "Start the server with <code>--user NAME:PASSWORD</code> (or set <code>MCP_USERS</code>) to replace it.",
     );
-    let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
-    html::response(status, html::page("Sign in", &body))
+    let html = demo_ui::login_page(request, &app.path("/login"), id, csrf, error, username, demo);
+    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    html::response(status, html)
 }
 
 fn consent_page(app: &AuthPages, request: &AuthorizationRequest, user: &str, id: &str, csrf: &str) -> Response {
-    let client = escape(&client_label(request));
-    let scopes = if request.scope.is_empty() {
-        "<p>It asks for no permissions: it will only be able to see who you are.</p>".to_owned()
-    } else {
-        let items: String = request
-            .scope
-            .iter()
-            .map(|s| {
-                format!(
-                    "<li><label><input type=\"checkbox\" name=\"scope\" value=\"{s}\" checked>\
-                     <span><code>{s}</code><br><span class=\"muted\">{d}</span></span></label></li>",
-                    s = escape(s),
-                    d = escape(describe_scope(s)),
-                )
-            })
-            .collect();
-        format!("<p>It asks to:</p><ul class=\"scopes\">{items}</ul>")
-    };
-    let host = request.redirect_host().unwrap_or_else(|| request.redirect_uri.clone());
-    let name_note = if request.client_name.is_some() {
-        "<p class=\"muted\">Applications choose their own names. Approve only if you started this connection \
-         and recognise where you will be sent.</p>"
-    } else {
-        ""
-    };
-    // Deny comes first in the markup, so a stray Enter denies.
-    let body = format!(
-        "<h1>Authorize {client}</h1>\
-         <p class=\"muted\">Signed in as <b>{user}</b></p>\
-         <form method=\"post\" action=\"{action}\">{hidden}\
-         <p><b>{client}</b> wants to use your todo list on this server.</p>\
-         {scopes}\
-         <p>Afterwards you will be sent to <span class=\"host\">{host}</span>.</p>\
-         {name_note}\
-         <p class=\"muted\">Client ID: <code>{client_id}</code></p>\
-         <div class=\"actions\">\
-         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
-         <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
-         </div></form>",
-        user = escape(user),
-        action = escape(&app.path("/decision")),
-        hidden = hidden_fields(id, csrf),
-        host = escape(&host),
-        client_id = escape(&request.client_id),
-    );
-    html::response(StatusCode::OK, html::page(&format!("Authorize {}", client_label(request)), &body))
-}
-
-/// A parsed `application/x-www-form-urlencoded` body or query string.
-struct Form(Vec<(String, String)>);
-
-impl Form {
-    fn parse(bytes: &[u8]) -> Self {
-        Self(form_urlencoded::parse(bytes).into_owned().collect())
-    }
-
-    /// The first value of `name`.
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of `name` (ticked checkboxes).
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
+    html::response(StatusCode::OK, demo_ui::consent_page(request, user, &app.path("/decision"), id, csrf))
 }

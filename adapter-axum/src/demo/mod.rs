@@ -40,7 +40,6 @@ mod html;
 mod mcp;
 mod records;
 mod todos;
-mod users;
 
 use std::fmt;
 use std::sync::Arc;
@@ -62,9 +61,9 @@ pub use self::cimd::{DEV_FLAG as DEV_CIMD_FLAG, DevCimdFetch};
 use self::mcp::TodoServer;
 use self::records::{AnyStore, Records};
 use self::todos::TodoStore;
-use self::users::Users;
-pub use self::users::{DevUser, validate_user_name};
 use crate::{Authenticated, OAuth, Store};
+use demo_ui::Users;
+pub use demo_ui::{DevUser, validate_user_name};
 
 /// The scope for reading the todo list.
 pub const SCOPE_READ: &str = mcp::READ;
@@ -421,18 +420,7 @@ async fn home(State(page): State<Arc<String>>) -> Response {
 }
 
 fn home_html(mcp_url: &str) -> String {
-    let url = html::escape(mcp_url);
-    let body = format!(
-        "<h1>Todo MCP server</h1>\
-         <p>An MCP server protected by OAuth 2.1 (oauth-core). Connect an MCP client to:</p>\
-         <pre>{url}</pre>\
-         <p><b>MCP Inspector:</b> run <code>npx @modelcontextprotocol/inspector</code>, choose transport \
-         <i>Streamable HTTP</i>, enter the URL above and connect.</p>\
-         <p><b>Claude Code:</b></p><pre>claude mcp add --transport http demo {url}</pre>\
-         <p class=\"muted\">The client registers itself, sends you to this server's sign-in page, and gets a \
-         token for your todo list.</p>"
-    );
-    html::page("Todo MCP server", &body)
+    demo_ui::home_page("oauth-core", mcp_url)
 }
 
 /// One line per request. The path only: query strings carry `state`, PKCE

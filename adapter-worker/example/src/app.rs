@@ -29,15 +29,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use adapter_worker::{OAuthWorker, RequestContext};
+use demo_ui::{Users, validate_user_name};
 use std::time::Duration;
 
 use oauth_core::{AuthContext, CimdPolicy, ProtectedResource, Provider, ProviderBuilder, RefreshPolicy};
 use worker::{Context, Env, Request, Response, event};
 
-use crate::html;
 use crate::mcp::{self, READ, WRITE};
 use crate::pages;
-use crate::users::{Users, validate_name};
 
 /// Everything a request needs that depends only on the settings: built once
 /// per isolate (and again only if the settings change).
@@ -186,7 +185,7 @@ fn build(issuer: &str, settings: Settings) -> Result<App, String> {
         Some(other) => return Err(format!("MCP_REFRESH_POLICY: `strict` or `grace`, not {other:?}")),
     };
     if let Some(user) = &auto_approve {
-        validate_name(user).map_err(|e| format!("MCP_AUTO_APPROVE: {e}"))?;
+        validate_user_name(user).map_err(|e| format!("MCP_AUTO_APPROVE: {e}"))?;
     }
     let demo_account = users.is_none();
     let users = match users {
@@ -387,17 +386,7 @@ async fn default(app: Rc<App>, req: Request, cx: RequestContext) -> worker::Resu
 
 /// `GET /`: where to point an MCP client.
 fn home(app: &App) -> worker::Result<Response> {
-    let url = html::escape(&format!("{}/mcp", app.provider.config().issuer));
-    let body = format!(
-        "<h1>Todo MCP server</h1>\
-         <p>An MCP server protected by OAuth 2.1 (oauth-core + adapter-worker on Cloudflare Workers). Connect an \
-         MCP client to:</p>\
-         <pre>{url}</pre>\
-         <p><b>MCP Inspector:</b> run <code>npx @modelcontextprotocol/inspector</code>, choose transport \
-         <i>Streamable HTTP</i>, enter the URL above and connect.</p>\
-         <p><b>Claude Code:</b></p><pre>claude mcp add --transport http demo {url}</pre>\
-         <p class=\"muted\">The client registers itself, sends you to this server's sign-in page, and gets a \
-         token for your todo list.</p>"
-    );
-    pages::html_response(200, &html::page("Todo MCP server", &body))
+    let mcp_url = format!("{}/mcp", app.provider.config().issuer);
+    let stack = "oauth-core + adapter-worker on Cloudflare Workers";
+    pages::html_response(200, &demo_ui::home_page(stack, &mcp_url))
 }

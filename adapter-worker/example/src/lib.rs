@@ -11,8 +11,9 @@
 //!   check on `/mcp`), is oauth-core, run by adapter-worker's
 //!   [`OAuthWorker`](adapter_worker::OAuthWorker);
 //! * `app` is this Worker's configuration and routes, `pages` the sign-in
-//!   and consent page around the core's authorization helpers, `users` the
-//!   development accounts;
+//!   and consent page around the core's authorization helpers; the pages'
+//!   HTML and the development accounts are the `demo-ui` crate's, shared
+//!   with the axum example;
 //! * `mcp` is the MCP endpoint with its tools, `todos` their data, `records`
 //!   the typed access to KV both use;
 //! * `dev` holds development-only test routes (storage conformance in
@@ -23,7 +24,7 @@
 //! same HTTP scenarios and end-to-end tests run against both.
 //!
 //! On targets other than wasm32 only the runtime-independent parts (todos,
-//! MCP messages, HTML, accounts) are compiled, for the host's unit tests.
+//! MCP messages) are compiled, for the host's unit tests.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -32,11 +33,9 @@
 // runtime-independent parts are compiled for their unit tests alone.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-mod html;
 mod mcp;
 mod records;
 mod todos;
-mod users;
 
 #[cfg(target_arch = "wasm32")]
 mod app;

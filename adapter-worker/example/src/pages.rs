@@ -47,9 +47,9 @@ use subtle::ConstantTimeEq;
 use worker::{Request, Response};
 
 use adapter_worker::{CryptoRandom, RequestContext, Store, to_worker_response};
+use demo_ui::Form;
 
 use crate::app::App;
-use crate::html::{self, escape};
 use crate::records::{self, RecordError, Versioned, user_segment};
 
 /// How long the sign-in and consent pages stay usable.
@@ -168,13 +168,7 @@ pub(crate) fn html_response(status: u16, page: &str) -> worker::Result<Response>
 
 /// A page that explains why the flow cannot go on.
 fn error_page(status: u16, heading: &str, detail: &str) -> worker::Result<Response> {
-    let body = format!(
-        "<h1>{}</h1><p>{}</p><p class=\"muted\">Return to the application you came from and start the \
-         connection again.</p>",
-        escape(heading),
-        escape(detail)
-    );
-    html_response(status, &html::page(heading, &body))
+    html_response(status, &demo_ui::error_page(heading, detail))
 }
 
 fn internal_error(what: &str) -> worker::Result<Response> {
@@ -560,32 +554,6 @@ fn deny(app: &App, request: &AuthorizationRequest) -> worker::Result<Response> {
     redirect(302, &app.provider.deny_authorization(request))
 }
 
-/// Human descriptions for the consent screen.
-fn describe_scope(scope: &str) -> &'static str {
-    match scope {
-        "todo:read" => "Read your todo list.",
-        "todo:write" => "Add, complete and delete your todos (includes reading them).",
-        "offline_access" => "Stay connected between sessions (this server allows it for every connection).",
-        _ => "A permission this server does not describe.",
-    }
-}
-
-/// The client as the pages name it: its self-chosen name, else its id.
-fn client_label(request: &AuthorizationRequest) -> String {
-    match request.client_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-        Some(name) => name.to_owned(),
-        None => request.client_id.clone(),
-    }
-}
-
-fn hidden_fields(id: &str, csrf: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"request\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        escape(id),
-        escape(csrf)
-    )
-}
-
 fn login_page(
     app: &App,
     request: &AuthorizationRequest,
@@ -594,39 +562,10 @@ fn login_page(
     error: Option<&str>,
     username: &str,
 ) -> worker::Result<Response> {
-    let client = escape(&client_label(request));
-    let demo = if app.demo_account {
-        "<div class=\"warn\"><b>Development server.</b> Built-in account: username <code>demo</code>, password \
-         <code>demo</code>. Set the <code>MCP_USERS</code> secret to replace it.</div>"
-    } else {
-        ""
-    };
-    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
-    // Sign in comes first in the markup because Enter submits a form with its
-    // first button; CSS shows it on the right.
-    let autofocus_user = if username.is_empty() { " autofocus" } else { "" };
-    let autofocus_password = if username.is_empty() { "" } else { " autofocus" };
-    let body = format!(
-        "<h1>Sign in</h1>\
-         <p class=\"muted\">to let <b>{client}</b> use your todo list</p>\
-         {demo}{error}\
-         <form method=\"post\" action=\"{action}\">{hidden}\
-         <label for=\"username\">Username</label>\
-         <input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" \
-         spellcheck=\"false\" required value=\"{username}\"{autofocus_user}>\
-         <label for=\"password\">Password</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" \
-         required{autofocus_password}>\
-         <div class=\"actions reverse\">\
-         <button class=\"primary\" type=\"submit\" name=\"action\" value=\"login\">Sign in</button>\
-         <button type=\"submit\" name=\"action\" value=\"cancel\" formnovalidate>Cancel</button>\
-         </div></form>",
-        action = escape(&format!("{}/authorize/login", app.base)),
-        hidden = hidden_fields(id, csrf),
-        username = escape(username),
-    );
-    let status = if error.is_empty() { 200 } else { 401 };
-    html_response(status, &html::page("Sign in", &body))
+    let demo = app.demo_account.then_some("Set the <code>MCP_USERS</code> secret to replace it.");
+    let action = format!("{}/authorize/login", app.base);
+    let html = demo_ui::login_page(request, &action, id, csrf, error, username, demo);
+    html_response(if error.is_some() { 401 } else { 200 }, &html)
 }
 
 fn consent_page(
@@ -636,69 +575,6 @@ fn consent_page(
     id: &str,
     csrf: &str,
 ) -> worker::Result<Response> {
-    let client = escape(&client_label(request));
-    let scopes = if request.scope.is_empty() {
-        "<p>It asks for no permissions: it will only be able to see who you are.</p>".to_owned()
-    } else {
-        let items: String = request
-            .scope
-            .iter()
-            .map(|s| {
-                format!(
-                    "<li><label><input type=\"checkbox\" name=\"scope\" value=\"{s}\" checked>\
-                     <span><code>{s}</code><br><span class=\"muted\">{d}</span></span></label></li>",
-                    s = escape(s),
-                    d = escape(describe_scope(s)),
-                )
-            })
-            .collect();
-        format!("<p>It asks to:</p><ul class=\"scopes\">{items}</ul>")
-    };
-    let host = request.redirect_host().unwrap_or_else(|| request.redirect_uri.clone());
-    let name_note = if request.client_name.is_some() {
-        "<p class=\"muted\">Applications choose their own names. Approve only if you started this connection \
-         and recognise where you will be sent.</p>"
-    } else {
-        ""
-    };
-    // Deny comes first in the markup, so a stray Enter denies.
-    let body = format!(
-        "<h1>Authorize {client}</h1>\
-         <p class=\"muted\">Signed in as <b>{user}</b></p>\
-         <form method=\"post\" action=\"{action}\">{hidden}\
-         <p><b>{client}</b> wants to use your todo list on this server.</p>\
-         {scopes}\
-         <p>Afterwards you will be sent to <span class=\"host\">{host}</span>.</p>\
-         {name_note}\
-         <p class=\"muted\">Client ID: <code>{client_id}</code></p>\
-         <div class=\"actions\">\
-         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
-         <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
-         </div></form>",
-        user = escape(user),
-        action = escape(&format!("{}/authorize/decision", app.base)),
-        hidden = hidden_fields(id, csrf),
-        host = escape(&host),
-        client_id = escape(&request.client_id),
-    );
-    html_response(200, &html::page(&format!("Authorize {}", client_label(request)), &body))
-}
-
-/// A parsed `application/x-www-form-urlencoded` body.
-struct Form(Vec<(String, String)>);
-
-impl Form {
-    fn parse(bytes: &[u8]) -> Self {
-        Self(form_urlencoded::parse(bytes).into_owned().collect())
-    }
-
-    /// The first value of `name`.
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of `name` (ticked checkboxes).
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
+    let action = format!("{}/authorize/decision", app.base);
+    html_response(200, &demo_ui::consent_page(request, user, &action, id, csrf))
 }

@@ -1,12 +1,15 @@
-//! HTML for the sign-in, consent and home pages: escaping and one layout
-//! (the axum example's, so both examples look and behave alike).
+//! Escaping and the one layout every page uses.
 //!
 //! Pages are assembled with `format!`, so every value that did not come from
-//! this file goes through [`escape`] first: client names, redirect hosts and
+//! this crate goes through [`escape`] first: client names, redirect hosts and
 //! usernames are chosen by whoever registers a client or types in a form.
 
 /// Escape text for an HTML text node or a double- or single-quoted attribute.
-pub(crate) fn escape(text: &str) -> String {
+///
+/// ```
+/// assert_eq!(demo_ui::escape(r#"<b a='1'>"&"#), "&lt;b a=&#39;1&#39;&gt;&quot;&amp;");
+/// ```
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -21,8 +24,8 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
-/// Inline so the page needs no other request and works offline; the CSP
-/// below allows inline styles and nothing else.
+/// Inline so the page needs no other request and works offline; the
+/// examples' CSP allows inline styles and nothing else.
 const CSS: &str = r#"
 :root { color-scheme: light dark; --fg: #1b1f24; --muted: #57606a; --bg: #f6f8fa; --card: #fff;
   --border: #d0d7de; --accent: #0969da; --accent-fg: #fff; --danger: #cf222e; --warn-bg: #fff8c5;
@@ -61,8 +64,9 @@ pre { white-space: pre-wrap; word-break: break-all; background: var(--bg); borde
 .host { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-weight: 600; }
 "#;
 
-/// A whole page around `body` (which must already be escaped HTML).
-pub(crate) fn page(title: &str, body: &str) -> String {
+/// A whole page titled `title` (plain text, escaped here) around `body`
+/// (which must already be escaped HTML).
+pub fn page(title: &str, body: &str) -> String {
     let title = escape(title);
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
