@@ -38,7 +38,7 @@
 #   BENCH_SCALE_SECS    seconds per scale run                         (default 5)
 #   BENCH_TARGETS       which http targets to run, e.g. "cd"        (default abcde)
 #   BENCH_PG_ROOT, BENCH_PG_PORT  the benchmark's own PostgreSQL cluster
-#                       (default /tmp/oauth-pg-bench, 55442; stopped at exit)
+#                       (default /tmp/oauth-pg-bench, 15442; stopped at exit)
 #   BENCH_OUT           results directory (default $CARGO_TARGET_DIR/bench/results)
 #   BENCH_CRITERION_ARGS extra criterion flags (e.g. "--measurement-time 2" for a quick look)
 #   BENCH_KEEP_LOGS=1   keep the servers' logs
@@ -91,7 +91,7 @@ WORKER_BUILD_VERSION=0.8.7
 venv=$HOME/.cache/mcp-oauth/venv
 # Our own throwaway PostgreSQL cluster (scripts/pg.sh), not the tests' default
 # one: a test run elsewhere on the machine stops that one when it finishes.
-export PG_ROOT=${BENCH_PG_ROOT:-/tmp/oauth-pg-bench} PG_PORT=${BENCH_PG_PORT:-55442}
+export PG_ROOT=${BENCH_PG_ROOT:-/tmp/oauth-pg-bench} PG_PORT=${BENCH_PG_PORT:-15442}
 
 mkdir -p "$out"
 # A phase run again replaces its own earlier results, and only those.
@@ -553,11 +553,11 @@ pg_fresh_db() { # NAME: a fresh database in the throwaway cluster; prints its UR
   PG_DB=bench bash scripts/pg.sh start >/dev/null
   local psql
   psql=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)/psql
-  "$psql" -q -h 127.0.0.1 -p "${PG_PORT:-55432}" -U postgres -d postgres \
+  "$psql" -q -h 127.0.0.1 -p "${PG_PORT:-15432}" -U postgres -d postgres \
     -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null
-  echo "postgres://postgres@127.0.0.1:${PG_PORT:-55432}/$1"
+  echo "postgres://postgres@127.0.0.1:${PG_PORT:-15432}/$1"
 }
-psql_db() { "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)/psql" -X -q -h 127.0.0.1 -p "${PG_PORT:-55432}" -U postgres -d "$1" "${@:2}"; }
+psql_db() { "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)/psql" -X -q -h 127.0.0.1 -p "${PG_PORT:-15432}" -U postgres -d "$1" "${@:2}"; }
 
 # start_axum NAME [DATABASE_URL]: the release example on a free port; sets
 # $axum_url and $axum_pid (the server process itself, for RSS).

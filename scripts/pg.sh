@@ -10,7 +10,7 @@
 #
 # Every command is idempotent. Settings (environment):
 #   PG_ROOT  directory holding the cluster (default /tmp/oauth-pg)
-#   PG_PORT  TCP port on 127.0.0.1       (default 55432)
+#   PG_PORT  TCP port on 127.0.0.1       (default 15432)
 #   PG_DB    database to create          (default app)
 #
 # Typical use:  export DATABASE_URL=$(scripts/pg.sh start) ... scripts/pg.sh stop
@@ -18,7 +18,9 @@
 set -euo pipefail
 
 PG_ROOT=${PG_ROOT:-/tmp/oauth-pg}
-PG_PORT=${PG_PORT:-55432}
+# Below Linux's ephemeral range (32768-60999 by default): a port in that
+# range can be taken by any outgoing connection and then fail to bind.
+PG_PORT=${PG_PORT:-15432}
 PG_DB=${PG_DB:-app}
 DATA=$PG_ROOT/data
 LOG=$PG_ROOT/log

@@ -88,7 +88,7 @@ else
   export PG_DB=soak
   bash scripts/pg.sh start >/dev/null
   psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/psql
-  "$psql_bin" -q -h 127.0.0.1 -p "${PG_PORT:-55432}" -U postgres -d postgres \
+  "$psql_bin" -q -h 127.0.0.1 -p "${PG_PORT:-15432}" -U postgres -d postgres \
     -c 'DROP DATABASE IF EXISTS soak WITH (FORCE)' -c 'CREATE DATABASE soak' >/dev/null
   database_url=$(bash scripts/pg.sh url)
 fi
